@@ -1,0 +1,265 @@
+//! Fetching manifests and blobs over the OCI distribution API, through `oci-client`, which
+//! handles the anonymous bearer-token exchange that Docker Hub and most registries ask for.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::OciDescriptor;
+use oci_client::secrets::RegistryAuth;
+use oci_spec::distribution::Reference as SpecReference;
+use tracing::{debug, warn};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::hosts::{Endpoint, HostsConfig};
+use crate::manifest::{Descriptor, MediaType};
+use crate::reference::Reference;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a registry may stay silent in the middle of a response before the fetch fails.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const USER_AGENT: &str = concat!("layerfs/", env!("CARGO_PKG_VERSION"));
+
+/// A registry client that knows each registry's mirrors.
+pub struct Client {
+    hosts: HostsConfig,
+    https: oci_client::Client,
+    http: oci_client::Client,
+}
+
+/// Where a manifest came from. The blobs it names are fetched from the same place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub endpoint: Endpoint,
+    pub repository: String,
+}
+
+/// Manifest bytes exactly as served, with their verified digest.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Bytes,
+    pub digest: Digest,
+    pub source: Source,
+}
+
+/// A blob body as it arrives. The consumer hashes it: nothing here has been verified yet.
+pub struct BlobStream {
+    pub content_length: Option<u64>,
+    pub chunks: BoxStream<'static, Result<Bytes>>,
+}
+
+impl Client {
+    pub fn new(hosts: HostsConfig) -> Client {
+        Client {
+            hosts,
+            https: oci_client::Client::new(client_config(ClientProtocol::Https)),
+            http: oci_client::Client::new(client_config(ClientProtocol::Http)),
+        }
+    }
+
+    /// Fetches the manifest that `reference` names, trying each endpoint of its registry in
+    /// turn. A digest in the reference is verified against the bytes received.
+    pub async fn fetch_manifest(&self, reference: &Reference) -> Result<FetchedManifest> {
+        let endpoints = self.hosts.endpoints(reference.registry());
+        let mut errors = Vec::new();
+        for endpoint in endpoints {
+            let source = Source {
+                endpoint,
+                repository: reference.repository().to_owned(),
+            };
+            let key = reference.manifest_key();
+            match self.fetch_manifest_at(&source, &key, reference.digest()).await {
+                Ok(manifest) => return Ok(manifest),
+                Err(error) => {
+                    debug!(endpoint = %source.endpoint, %error, "manifest fetch failed");
+                    errors.push(error);
+                }
+            }
+        }
+        if errors.len() > 1 {
+            warn!(%reference, "every endpoint failed; mirrors are tried before the registry");
+            return Err(Error::AllEndpointsFailed(errors));
+        }
+        Err(errors.pop().expect("HostsConfig::endpoints returns at least one endpoint"))
+    }
+
+    /// Fetches the manifest `key` (a tag or a digest) of `source`'s repository. When `expected`
+    /// is given, the bytes must hash to it.
+    pub async fn fetch_manifest_at(
+        &self,
+        source: &Source,
+        key: &str,
+        expected: Option<&Digest>,
+    ) -> Result<FetchedManifest> {
+        let what = format!("manifest {}:{key}", source.repository);
+        debug!(endpoint = %source.endpoint, %what, "fetching");
+        let reference = spec_reference(source, key);
+        let client = self.client_for(&source.endpoint);
+        let (bytes, _) = client
+            .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &MediaType::ACCEPTED)
+            .await
+            .map_err(|error| convert_error(error, &what, &source.endpoint))?;
+
+        let digest = Digest::of(&bytes);
+        if let Some(expected) = expected.filter(|expected| **expected != digest) {
+            return Err(Error::DigestMismatch {
+                what,
+                expected: expected.clone(),
+                actual: digest,
+            });
+        }
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            source: source.clone(),
+        })
+    }
+
+    /// Starts fetching the blob `descriptor` names from `source`.
+    pub async fn fetch_blob(&self, source: &Source, descriptor: &Descriptor) -> Result<BlobStream> {
+        let what = format!("blob {}", descriptor.digest);
+        debug!(endpoint = %source.endpoint, %what, "fetching");
+        let reference = spec_reference(source, &descriptor.digest.to_string());
+        let oci_descriptor = OciDescriptor {
+            media_type: descriptor.media_type.clone(),
+            digest: descriptor.digest.to_string(),
+            size: descriptor.size as i64,
+            ..OciDescriptor::default()
+        };
+        let client = self.client_for(&source.endpoint);
+        let sized = client
+            .pull_blob_stream(&reference, &oci_descriptor)
+            .await
+            .map_err(|error| convert_error(error, &what, &source.endpoint))?;
+
+        let endpoint = source.endpoint.clone();
+        let chunks = sized.stream.map(move |chunk| {
+            chunk.map_err(|error| Error::Unreachable {
+                endpoint: endpoint.clone(),
+                reason: format!("reading {what}: {}", innermost_message(&error)),
+            })
+        });
+        Ok(BlobStream {
+            content_length: sized.content_length,
+            chunks: chunks.boxed(),
+        })
+    }
+
+    fn client_for(&self, endpoint: &Endpoint) -> &oci_client::Client {
+        if endpoint.plain_http {
+            &self.http
+        } else {
+            &self.https
+        }
+    }
+}
+
+fn client_config(protocol: ClientProtocol) -> ClientConfig {
+    ClientConfig {
+        protocol,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        user_agent: USER_AGENT,
+        // layerfs picks platforms itself, from the raw index.
+        platform_resolver: None,
+        ..ClientConfig::default()
+    }
+}
+
+fn spec_reference(source: &Source, key: &str) -> SpecReference {
+    let host = source.endpoint.host.clone();
+    let repository = source.repository.clone();
+    if key.contains(':') {
+        SpecReference::with_digest(host, repository, key.to_owned())
+    } else {
+        SpecReference::with_tag(host, repository, key.to_owned())
+    }
+}
+
+/// Maps an `oci-client` error to one that names what was fetched and from where.
+fn convert_error(error: OciDistributionError, what: &str, endpoint: &Endpoint) -> Error {
+    let what = what.to_owned();
+    let endpoint = endpoint.clone();
+    match error {
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            let message = envelope
+                .errors
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let not_found = codes.iter().any(|code| {
+                matches!(
+                    code,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::BlobUnknown
+                        | OciErrorCode::NotFound
+                )
+            });
+            let denied = codes
+                .iter()
+                .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+            if not_found {
+                Error::NotFound { what, endpoint }
+            } else if denied {
+                Error::Denied {
+                    what,
+                    endpoint,
+                    message,
+                }
+            } else {
+                Error::Registry {
+                    what,
+                    endpoint,
+                    message,
+                }
+            }
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => Error::NotFound { what, endpoint },
+        OciDistributionError::ServerError { code: 404, .. } => Error::NotFound { what, endpoint },
+        OciDistributionError::ServerError { code, message, .. } => Error::Registry {
+            what,
+            endpoint,
+            message: format!("HTTP {code} {}", first_line(&message)),
+        },
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => Error::Denied {
+            what,
+            endpoint,
+            message: "authentication failed (only anonymous pulls are supported)".to_owned(),
+        },
+        OciDistributionError::RequestError(error) => Error::Unreachable {
+            endpoint,
+            reason: innermost_message(&error),
+        },
+        OciDistributionError::DigestError(error) => Error::Registry {
+            what,
+            endpoint,
+            message: error.to_string(),
+        },
+        other => Error::Registry {
+            what,
+            endpoint,
+            message: other.to_string(),
+        },
+    }
+}
+
+/// The most specific message in an error's source chain ("Connection refused (os error 111)"
+/// rather than "error sending request for url …").
+fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    first_line(&current.to_string()).to_owned()
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}
