@@ -35,12 +35,18 @@ impl ImageConfig {
     pub fn diff_ids(&self) -> Result<Vec<Digest>, InvalidConfig> {
         let rootfs = self.inner.rootfs();
         if rootfs.typ() != "layers" {
-            return Err(self.invalid(format!("rootfs type is {:?}, expected \"layers\"", rootfs.typ())));
+            return Err(self.invalid(format!(
+                "rootfs type is {:?}, expected \"layers\"",
+                rootfs.typ()
+            )));
         }
         rootfs
             .diff_ids()
             .iter()
-            .map(|text| text.parse().map_err(|error| self.invalid(format!("{error}"))))
+            .map(|text| {
+                text.parse()
+                    .map_err(|error| self.invalid(format!("{error}")))
+            })
             .collect()
     }
 
@@ -93,7 +99,11 @@ impl ImageConfig {
         &self,
         field: impl Fn(&oci_spec::image::Config) -> Option<Vec<String>>,
     ) -> Vec<String> {
-        self.inner.config().as_ref().and_then(field).unwrap_or_default()
+        self.inner
+            .config()
+            .as_ref()
+            .and_then(field)
+            .unwrap_or_default()
     }
 
     fn invalid(&self, reason: String) -> InvalidConfig {

@@ -1,15 +1,20 @@
 //! Fetching manifests and blobs over the OCI distribution API, through `oci-client`, which
 //! handles the anonymous bearer-token exchange that Docker Hub and most registries ask for.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
+use oci_client::RegistryOperation;
 use oci_spec::distribution::Reference as SpecReference;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::StatusCode;
+use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use crate::digest::Digest;
@@ -22,12 +27,24 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a registry may stay silent in the middle of a response before the fetch fails.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const USER_AGENT: &str = concat!("layerfs/", env!("CARGO_PKG_VERSION"));
+/// Manifests larger than this are rejected before they are read into memory. containerd uses
+/// the same limit.
+const MAX_MANIFEST: usize = 4 << 20;
 
 /// A registry client that knows each registry's mirrors.
+///
+/// Blobs go through `oci-client`. Manifests are fetched with a plain GET carrying the token
+/// `oci-client` obtained, because `oci-client` rejects a manifest whose body does not hash to
+/// the registry's `Docker-Content-Digest` before the caller can see why: a Docker schema 1
+/// manifest always fails that way (its registry digest leaves out the signature), and layerfs
+/// wants to report it as the unsupported kind it is.
 pub struct Client {
     hosts: HostsConfig,
     https: oci_client::Client,
     http: oci_client::Client,
+    plain: reqwest::Client,
+    /// Bearer tokens per endpoint and repository; `None` where the registry asks for none.
+    tokens: Mutex<HashMap<(Endpoint, String), Option<String>>>,
 }
 
 /// Where a manifest came from. The blobs it names are fetched from the same place.
@@ -53,10 +70,18 @@ pub struct BlobStream {
 
 impl Client {
     pub fn new(hosts: HostsConfig) -> Client {
+        let plain = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(USER_AGENT)
+            .build()
+            .expect("the TLS backend initializes");
         Client {
             hosts,
             https: oci_client::Client::new(client_config(ClientProtocol::Https)),
             http: oci_client::Client::new(client_config(ClientProtocol::Http)),
+            plain,
+            tokens: Mutex::default(),
         }
     }
 
@@ -71,7 +96,10 @@ impl Client {
                 repository: reference.repository().to_owned(),
             };
             let key = reference.manifest_key();
-            match self.fetch_manifest_at(&source, &key, reference.digest()).await {
+            match self
+                .fetch_manifest_at(&source, &key, reference.digest())
+                .await
+            {
                 Ok(manifest) => return Ok(manifest),
                 Err(error) => {
                     debug!(endpoint = %source.endpoint, %error, "manifest fetch failed");
@@ -83,7 +111,9 @@ impl Client {
             warn!(%reference, "every endpoint failed; mirrors are tried before the registry");
             return Err(Error::AllEndpointsFailed(errors));
         }
-        Err(errors.pop().expect("HostsConfig::endpoints returns at least one endpoint"))
+        Err(errors
+            .pop()
+            .expect("HostsConfig::endpoints returns at least one endpoint"))
     }
 
     /// Fetches the manifest `key` (a tag or a digest) of `source`'s repository. When `expected`
@@ -94,16 +124,11 @@ impl Client {
         key: &str,
         expected: Option<&Digest>,
     ) -> Result<FetchedManifest> {
-        let what = format!("manifest {}:{key}", source.repository);
+        let separator = if key.contains(':') { '@' } else { ':' };
+        let what = format!("manifest {}{separator}{key}", source.repository);
         debug!(endpoint = %source.endpoint, %what, "fetching");
-        let reference = spec_reference(source, key);
-        let client = self.client_for(&source.endpoint);
-        let (bytes, _) = client
-            .pull_manifest_raw(&reference, &RegistryAuth::Anonymous, &MediaType::ACCEPTED)
-            .await
-            .map_err(|error| convert_error(error, &what, &source.endpoint))?;
-
-        let digest = Digest::of(&bytes);
+        let response = self.get_manifest(source, key, &what).await?;
+        let digest = Digest::of(&response.body);
         if let Some(expected) = expected.filter(|expected| **expected != digest) {
             return Err(Error::DigestMismatch {
                 what,
@@ -111,11 +136,102 @@ impl Client {
                 actual: digest,
             });
         }
+        let reported = response
+            .digest_header
+            .as_deref()
+            .and_then(|text| text.parse().ok());
+        if let Some(reported) = reported.filter(|reported: &Digest| *reported != digest) {
+            if response.is_schema1() {
+                return Err(Error::UnsupportedManifest {
+                    digest: reported,
+                    media_type: MediaType::DOCKER_SCHEMA1.to_owned(),
+                });
+            }
+            return Err(Error::DigestMismatch {
+                what: format!("{what} (digest reported by the registry)"),
+                expected: reported,
+                actual: digest,
+            });
+        }
         Ok(FetchedManifest {
-            bytes,
+            bytes: response.body,
             digest,
             source: source.clone(),
         })
+    }
+
+    async fn get_manifest(
+        &self,
+        source: &Source,
+        key: &str,
+        what: &str,
+    ) -> Result<ManifestResponse> {
+        let token = self.token(source).await?;
+        let url = format!(
+            "{}/v2/{}/manifests/{key}",
+            source.endpoint, source.repository
+        );
+        let mut request = self
+            .plain
+            .get(&url)
+            .header(ACCEPT, MediaType::ACCEPTED.join(", "));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let unreachable = |error: reqwest::Error| Error::Unreachable {
+            endpoint: source.endpoint.clone(),
+            reason: innermost_message(&error),
+        };
+        let mut response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        let header = |name: &str| {
+            let value = response.headers().get(name)?;
+            value.to_str().ok().map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE.as_str());
+        let digest_header = header("Docker-Content-Digest");
+
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_MANIFEST {
+                return Err(Error::Registry {
+                    what: what.to_owned(),
+                    endpoint: source.endpoint.clone(),
+                    message: format!("the manifest is larger than {MAX_MANIFEST} bytes"),
+                });
+            }
+        }
+        if status != StatusCode::OK {
+            return Err(status_error(status, &body, what, &source.endpoint));
+        }
+        Ok(ManifestResponse {
+            body: Bytes::from(body),
+            content_type,
+            digest_header,
+        })
+    }
+
+    /// Gets (once per endpoint and repository) the anonymous pull token the registry asks
+    /// for, through `oci-client`'s challenge handling.
+    async fn token(&self, source: &Source) -> Result<Option<String>> {
+        let key = (source.endpoint.clone(), source.repository.clone());
+        let mut tokens = self.tokens.lock().await;
+        if let Some(token) = tokens.get(&key) {
+            return Ok(token.clone());
+        }
+        let reference = spec_reference(source, "latest");
+        let client = self.client_for(&source.endpoint);
+        let token = client
+            .auth(
+                &reference,
+                &RegistryAuth::Anonymous,
+                RegistryOperation::Pull,
+            )
+            .await
+            .map_err(|error| convert_error(error, "a pull token", &source.endpoint))?;
+        tokens.insert(key, token.clone());
+        Ok(token)
     }
 
     /// Starts fetching the blob `descriptor` names from `source`.
@@ -157,6 +273,52 @@ impl Client {
     }
 }
 
+/// A manifest response as received.
+struct ManifestResponse {
+    body: Bytes,
+    content_type: Option<String>,
+    digest_header: Option<String>,
+}
+
+impl ManifestResponse {
+    fn is_schema1(&self) -> bool {
+        let by_type = self
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/vnd.docker.distribution.manifest.v1"));
+        let by_body = serde_json::from_slice::<serde_json::Value>(&self.body)
+            .is_ok_and(|value| value["schemaVersion"] == 1);
+        by_type || by_body
+    }
+}
+
+/// Maps a non-200 response to an error, reading the registry's error envelope if it sent one.
+fn status_error(status: StatusCode, body: &[u8], what: &str, endpoint: &Endpoint) -> Error {
+    let what = what.to_owned();
+    let endpoint = endpoint.clone();
+    if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
+        if !envelope.errors.is_empty() {
+            return envelope_error(envelope, what, endpoint);
+        }
+    }
+    match status {
+        StatusCode::NOT_FOUND => Error::NotFound { what, endpoint },
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Denied {
+            what,
+            endpoint,
+            message: format!("HTTP {status}"),
+        },
+        _ => Error::Registry {
+            what,
+            endpoint,
+            message: format!(
+                "HTTP {status} {}",
+                first_line(&String::from_utf8_lossy(body))
+            ),
+        },
+    }
+}
+
 fn client_config(protocol: ClientProtocol) -> ClientConfig {
     ClientConfig {
         protocol,
@@ -185,40 +347,7 @@ fn convert_error(error: OciDistributionError, what: &str, endpoint: &Endpoint) -
     let endpoint = endpoint.clone();
     match error {
         OciDistributionError::RegistryError { envelope, .. } => {
-            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-            let message = envelope
-                .errors
-                .iter()
-                .map(|e| e.message.clone())
-                .collect::<Vec<_>>()
-                .join("; ");
-            let not_found = codes.iter().any(|code| {
-                matches!(
-                    code,
-                    OciErrorCode::ManifestUnknown
-                        | OciErrorCode::NameUnknown
-                        | OciErrorCode::BlobUnknown
-                        | OciErrorCode::NotFound
-                )
-            });
-            let denied = codes
-                .iter()
-                .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
-            if not_found {
-                Error::NotFound { what, endpoint }
-            } else if denied {
-                Error::Denied {
-                    what,
-                    endpoint,
-                    message,
-                }
-            } else {
-                Error::Registry {
-                    what,
-                    endpoint,
-                    message,
-                }
-            }
+            envelope_error(envelope, what, endpoint)
         }
         OciDistributionError::ImageManifestNotFoundError(_) => Error::NotFound { what, endpoint },
         OciDistributionError::ServerError { code: 404, .. } => Error::NotFound { what, endpoint },
@@ -247,6 +376,44 @@ fn convert_error(error: OciDistributionError, what: &str, endpoint: &Endpoint) -
             endpoint,
             message: other.to_string(),
         },
+    }
+}
+
+/// Classifies the error codes of a registry's error envelope.
+fn envelope_error(envelope: OciEnvelope, what: String, endpoint: Endpoint) -> Error {
+    let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+    let message = envelope
+        .errors
+        .iter()
+        .map(|e| e.message.clone())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let not_found = codes.iter().any(|code| {
+        matches!(
+            code,
+            OciErrorCode::ManifestUnknown
+                | OciErrorCode::NameUnknown
+                | OciErrorCode::BlobUnknown
+                | OciErrorCode::NotFound
+        )
+    });
+    let denied = codes
+        .iter()
+        .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
+    if not_found {
+        Error::NotFound { what, endpoint }
+    } else if denied {
+        Error::Denied {
+            what,
+            endpoint,
+            message,
+        }
+    } else {
+        Error::Registry {
+            what,
+            endpoint,
+            message,
+        }
     }
 }
 

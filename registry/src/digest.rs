@@ -62,7 +62,9 @@ impl FromStr for Digest {
             return Err(DigestParseError::UnsupportedAlgorithm(text.to_owned()));
         }
         let valid_hex = hex.len() == SHA256_HEX_LEN
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid_hex {
             return Err(DigestParseError::Invalid(text.to_owned()));
         }
@@ -156,9 +158,15 @@ mod tests {
     fn digest_parse_table() {
         let cases: &[(&str, Option<&str>)] = &[
             (EMPTY, Some(EMPTY)),
-            ("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", None),
+            (
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                None,
+            ),
             ("sha256:e3b0", None),
-            ("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", None),
+            (
+                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                None,
+            ),
             ("sha256:", None),
             ("", None),
         ];

@@ -36,7 +36,10 @@ pub enum Error {
         actual: Digest,
     },
 
-    #[error("manifest {digest} has unsupported media type {media_type}{}", schema1_hint(media_type))]
+    #[error(
+        "manifest {digest} has unsupported media type {media_type}{}",
+        schema1_hint(media_type)
+    )]
     UnsupportedManifest { digest: Digest, media_type: String },
 
     #[error("manifest {digest} is invalid: {reason}")]

@@ -166,7 +166,10 @@ mod tests {
     fn default_endpoints() {
         let hosts = HostsConfig::default();
         let docker = hosts.endpoints("docker.io");
-        assert_eq!(docker, vec!["https://registry-1.docker.io".parse().unwrap()]);
+        assert_eq!(
+            docker,
+            vec!["https://registry-1.docker.io".parse().unwrap()]
+        );
         let local = hosts.endpoints("localhost:5000");
         assert_eq!(local, vec!["http://localhost:5000".parse().unwrap()]);
         let remote = hosts.endpoints("10.0.0.1:5000");
@@ -187,7 +190,11 @@ mod tests {
             .iter()
             .map(Endpoint::to_string)
             .collect();
-        let expected = ["http://127.0.0.1:5000", "https://mirror.example", "http://127.0.0.1:6000"];
+        let expected = [
+            "http://127.0.0.1:5000",
+            "https://mirror.example",
+            "http://127.0.0.1:6000",
+        ];
         assert_eq!(endpoints, expected);
     }
 

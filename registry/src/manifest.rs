@@ -104,12 +104,11 @@ impl Manifest {
     /// Parses manifest bytes as fetched from a registry. `digest` names the manifest in
     /// errors.
     pub fn parse(bytes: &[u8], digest: &Digest) -> Result<Manifest> {
-        let versioned: Versioned = serde_json::from_slice(bytes).map_err(|source| {
-            Error::InvalidManifest {
+        let versioned: Versioned =
+            serde_json::from_slice(bytes).map_err(|source| Error::InvalidManifest {
                 digest: digest.clone(),
                 reason: source.to_string(),
-            }
-        })?;
+            })?;
         if versioned.schema_version == Some(1) {
             return Err(Error::UnsupportedManifest {
                 digest: digest.clone(),
@@ -119,7 +118,10 @@ impl Manifest {
         if versioned.schema_version != Some(2) {
             return Err(Error::InvalidManifest {
                 digest: digest.clone(),
-                reason: format!("schemaVersion is {:?}, expected 2", versioned.schema_version),
+                reason: format!(
+                    "schemaVersion is {:?}, expected 2",
+                    versioned.schema_version
+                ),
             });
         }
 
@@ -147,12 +149,11 @@ impl Manifest {
 }
 
 fn parse_image(bytes: &[u8], digest: &Digest, media_type: String) -> Result<Manifest> {
-    let spec: SpecManifest = serde_json::from_slice(bytes).map_err(|source| {
-        Error::InvalidManifest {
+    let spec: SpecManifest =
+        serde_json::from_slice(bytes).map_err(|source| Error::InvalidManifest {
             digest: digest.clone(),
             reason: source.to_string(),
-        }
-    })?;
+        })?;
     let config = convert_descriptor(spec.config(), digest)?;
     let layers = spec
         .layers()
@@ -167,12 +168,11 @@ fn parse_image(bytes: &[u8], digest: &Digest, media_type: String) -> Result<Mani
 }
 
 fn parse_index(bytes: &[u8], digest: &Digest) -> Result<Manifest> {
-    let spec: ImageIndex = serde_json::from_slice(bytes).map_err(|source| {
-        Error::InvalidManifest {
+    let spec: ImageIndex =
+        serde_json::from_slice(bytes).map_err(|source| Error::InvalidManifest {
             digest: digest.clone(),
             reason: source.to_string(),
-        }
-    })?;
+        })?;
     let entries = spec
         .manifests()
         .iter()
@@ -247,13 +247,20 @@ mod tests {
     #[test]
     fn manifest_parses_oci_and_docker_images() {
         let cases = [
-            (MediaType::OCI_MANIFEST, "application/vnd.oci.image.layer.v1.tar+gzip"),
-            (MediaType::DOCKER_MANIFEST, "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            (
+                MediaType::OCI_MANIFEST,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+            ),
+            (
+                MediaType::DOCKER_MANIFEST,
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            ),
         ];
         for (media_type, layer_type) in cases {
             let json = image_json(media_type, layer_type);
-            let Manifest::Image(image) = Manifest::parse(json.as_bytes(), &manifest_digest())
-                .unwrap() else {
+            let Manifest::Image(image) =
+                Manifest::parse(json.as_bytes(), &manifest_digest()).unwrap()
+            else {
                 panic!("{media_type} parsed as an index");
             };
             assert_eq!(image.media_type, media_type);
@@ -285,7 +292,10 @@ mod tests {
     fn manifest_rejects_schema1() {
         let json = r#"{"schemaVersion":1,"name":"x","tag":"latest","fsLayers":[]}"#;
         let error = Manifest::parse(json.as_bytes(), &manifest_digest()).unwrap_err();
-        assert!(matches!(error, Error::UnsupportedManifest { .. }), "{error}");
+        assert!(
+            matches!(error, Error::UnsupportedManifest { .. }),
+            "{error}"
+        );
         assert!(error.to_string().contains("schema 1"), "{error}");
     }
 
@@ -293,7 +303,10 @@ mod tests {
     fn manifest_rejects_unknown_media_type_and_garbage() {
         let json = r#"{"schemaVersion":2,"mediaType":"application/vnd.cncf.helm.chart"}"#;
         let error = Manifest::parse(json.as_bytes(), &manifest_digest()).unwrap_err();
-        assert!(matches!(error, Error::UnsupportedManifest { .. }), "{error}");
+        assert!(
+            matches!(error, Error::UnsupportedManifest { .. }),
+            "{error}"
+        );
 
         let error = Manifest::parse(b"not json", &manifest_digest()).unwrap_err();
         assert!(matches!(error, Error::InvalidManifest { .. }), "{error}");
@@ -342,10 +355,22 @@ mod tests {
     fn compression_by_media_type() {
         let cases = [
             ("application/vnd.oci.image.layer.v1.tar", Compression::None),
-            ("application/vnd.oci.image.layer.v1.tar+gzip", Compression::Gzip),
-            ("application/vnd.oci.image.layer.v1.tar+zstd", Compression::Zstd),
-            ("application/vnd.docker.image.rootfs.diff.tar.gzip", Compression::Gzip),
-            ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", Compression::Gzip),
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                Compression::Gzip,
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                Compression::Zstd,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Compression::Gzip,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+                Compression::Gzip,
+            ),
         ];
         for (media_type, expected) in cases {
             assert_eq!(Compression::from_media_type(media_type).unwrap(), expected);

@@ -126,7 +126,14 @@ mod tests {
 
     #[test]
     fn platform_rejects_malformed() {
-        for input in ["", "linux", "linux/", "/amd64", "linux/arm/v7/x", "linux//v7"] {
+        for input in [
+            "",
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/arm/v7/x",
+            "linux//v7",
+        ] {
             assert!(input.parse::<Platform>().is_err(), "input {input:?} parsed");
         }
     }
@@ -135,13 +142,37 @@ mod tests {
     fn platform_matching_table() {
         let cases: &[(&str, Platform, bool)] = &[
             ("linux/amd64", Platform::new("linux", "amd64", None), true),
-            ("linux/amd64", Platform::new("linux", "amd64", Some("v3")), true),
-            ("linux/amd64", Platform::new("linux", "arm64", Some("v8")), false),
+            (
+                "linux/amd64",
+                Platform::new("linux", "amd64", Some("v3")),
+                true,
+            ),
+            (
+                "linux/amd64",
+                Platform::new("linux", "arm64", Some("v8")),
+                false,
+            ),
             ("linux/arm64", Platform::new("linux", "arm64", None), true),
-            ("linux/arm64/v8", Platform::new("linux", "arm64", None), true),
-            ("linux/arm/v7", Platform::new("linux", "arm", Some("v6")), false),
-            ("linux/amd64", Platform::new("windows", "amd64", None), false),
-            ("linux/amd64", Platform::new("unknown", "unknown", None), false),
+            (
+                "linux/arm64/v8",
+                Platform::new("linux", "arm64", None),
+                true,
+            ),
+            (
+                "linux/arm/v7",
+                Platform::new("linux", "arm", Some("v6")),
+                false,
+            ),
+            (
+                "linux/amd64",
+                Platform::new("windows", "amd64", None),
+                false,
+            ),
+            (
+                "linux/amd64",
+                Platform::new("unknown", "unknown", None),
+                false,
+            ),
         ];
         for (wanted, candidate, expected) in cases {
             let result = platform(wanted).matches(candidate);

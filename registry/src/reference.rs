@@ -78,18 +78,22 @@ impl FromStr for Reference {
     type Err = ReferenceParseError;
 
     fn from_str(input: &str) -> Result<Reference, ReferenceParseError> {
-        let parsed = SpecReference::from_str(input).map_err(|error| ReferenceParseError::Invalid {
-            input: input.to_owned(),
-            reason: error.to_string(),
-        })?;
+        let parsed =
+            SpecReference::from_str(input).map_err(|error| ReferenceParseError::Invalid {
+                input: input.to_owned(),
+                reason: error.to_string(),
+            })?;
         let digest = match parsed.digest() {
             None => None,
-            Some(text) => Some(text.parse::<Digest>().map_err(|error| {
-                ReferenceParseError::Digest {
-                    input: input.to_owned(),
-                    error,
-                }
-            })?),
+            Some(text) => {
+                Some(
+                    text.parse::<Digest>()
+                        .map_err(|error| ReferenceParseError::Digest {
+                            input: input.to_owned(),
+                            error,
+                        })?,
+                )
+            }
         };
         // oci-spec fills in `latest` only when neither a tag nor a digest is given, which is
         // what Docker does too.
@@ -135,13 +139,22 @@ mod tests {
             ("busybox", "docker.io/library/busybox:latest"),
             ("alpine:3.20", "docker.io/library/alpine:3.20"),
             ("ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
-            ("docker.io/library/ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
-            ("index.docker.io/library/ubuntu", "docker.io/library/ubuntu:latest"),
+            (
+                "docker.io/library/ubuntu:22.04",
+                "docker.io/library/ubuntu:22.04",
+            ),
+            (
+                "index.docker.io/library/ubuntu",
+                "docker.io/library/ubuntu:latest",
+            ),
             ("myuser/app", "docker.io/myuser/app:latest"),
             ("ghcr.io/org/app:1", "ghcr.io/org/app:1"),
             ("localhost:5000/x/y:tag", "localhost:5000/x/y:tag"),
             ("localhost/x", "localhost/x:latest"),
-            ("127.0.0.1:41234/library/busybox", "127.0.0.1:41234/library/busybox:latest"),
+            (
+                "127.0.0.1:41234/library/busybox",
+                "127.0.0.1:41234/library/busybox:latest",
+            ),
             (&at_digest, &format!("docker.io/library/busybox@{DIGEST}")),
             (&tag_and_digest, &tag_and_digest),
         ];
@@ -170,9 +183,20 @@ mod tests {
     #[test]
     fn reference_rejects_invalid_input() {
         let sha512 = format!("busybox@sha512:{}", "a".repeat(128));
-        let cases = ["", "Busybox", "busybox:", "busybox@sha256:abc", ":tag", "a//b", &sha512];
+        let cases = [
+            "",
+            "Busybox",
+            "busybox:",
+            "busybox@sha256:abc",
+            ":tag",
+            "a//b",
+            &sha512,
+        ];
         for input in cases {
-            assert!(input.parse::<Reference>().is_err(), "input {input:?} parsed");
+            assert!(
+                input.parse::<Reference>().is_err(),
+                "input {input:?} parsed"
+            );
         }
     }
 }

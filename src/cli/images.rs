@@ -55,7 +55,11 @@ fn image_row(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageRow> {
         reference: record.reference.clone(),
         repository: reference.name(),
         tag: reference.tag().map(str::to_owned),
-        digest: record.index.as_ref().unwrap_or(&record.manifest).to_string(),
+        digest: record
+            .index
+            .as_ref()
+            .unwrap_or(&record.manifest)
+            .to_string(),
         id: record.id().to_string(),
         platform: record.platform.to_string(),
         created: config.created().map(str::to_owned),
@@ -72,7 +76,9 @@ fn print_table(rows: &[ImageRow]) {
                 row.repository.clone(),
                 row.tag.clone().unwrap_or_else(|| "<none>".to_owned()),
                 row.id.trim_start_matches("sha256:")[..12].to_owned(),
-                row.created.as_deref().map_or("unknown".to_owned(), |c| ago(c, now)),
+                row.created
+                    .as_deref()
+                    .map_or("unknown".to_owned(), |c| ago(c, now)),
                 human_size(row.size),
             ]
         })
@@ -100,7 +106,14 @@ fn ago(created: &str, now: DateTime<Utc>) -> String {
         return created.to_owned();
     };
     let seconds = (now - time.with_timezone(&Utc)).num_seconds().max(0);
-    let units = [(365 * 86400, "year"), (30 * 86400, "month"), (7 * 86400, "week"), (86400, "day"), (3600, "hour"), (60, "minute")];
+    let units = [
+        (365 * 86400, "year"),
+        (30 * 86400, "month"),
+        (7 * 86400, "week"),
+        (86400, "day"),
+        (3600, "hour"),
+        (60, "minute"),
+    ];
     for (size, name) in units {
         let count = seconds / size;
         if count > 0 {
@@ -132,7 +145,12 @@ mod tests {
 
     #[test]
     fn human_size_table() {
-        let cases = [(0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (4_300_000, "4.3 MB")];
+        let cases = [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1000, "1.0 kB"),
+            (4_300_000, "4.3 MB"),
+        ];
         for (bytes, expected) in cases {
             assert_eq!(human_size(bytes), expected);
         }
@@ -140,7 +158,9 @@ mod tests {
 
     #[test]
     fn ago_table() {
-        let now = DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let cases = [
             ("2026-12-04T11:59:30Z", "just now"),
             ("2026-12-04T10:00:00Z", "2 hours ago"),

@@ -16,10 +16,19 @@ use layerfs::store::Store;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "layerfs", version, about = "Pull container images, mount them, run them")]
+#[command(
+    name = "layerfs",
+    version,
+    about = "Pull container images, mount them, run them"
+)]
 pub struct Args {
     /// Store root directory.
-    #[arg(long, global = true, env = "LAYERFS_ROOT", default_value = "/var/lib/layerfs")]
+    #[arg(
+        long,
+        global = true,
+        env = "LAYERFS_ROOT",
+        default_value = "/var/lib/layerfs"
+    )]
     root: PathBuf,
 
     /// Config file [default: /etc/layerfs/config.toml, if present].

@@ -33,8 +33,16 @@ pub struct UmountArgs {
 pub fn mount(context: &Context, args: MountArgs) -> Result<ExitCode, Failure> {
     let image = context.store.image(&args.image)?;
     let record = mount_image(&context.store, &image, &args.target, args.rw)?;
-    let mode = if record.writable { "read-write" } else { "read-only" };
-    println!("Mounted {} on {} ({mode})", record.reference, record.target.display());
+    let mode = if record.writable {
+        "read-write"
+    } else {
+        "read-only"
+    };
+    println!(
+        "Mounted {} on {} ({mode})",
+        record.reference,
+        record.target.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

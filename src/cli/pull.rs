@@ -22,7 +22,10 @@ pub struct PullArgs {
 pub fn pull(context: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
     let record = pull_image(context, &args.image, args.platform, Progress::for_stderr())?;
     println!("Pulled {}", record.reference);
-    println!("Digest: {}", record.index.as_ref().unwrap_or(&record.manifest));
+    println!(
+        "Digest: {}",
+        record.index.as_ref().unwrap_or(&record.manifest)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

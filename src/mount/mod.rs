@@ -31,7 +31,9 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
 
-    #[error("layer {chain_id} of image {reference} is missing from the store; pull the image again")]
+    #[error(
+        "layer {chain_id} of image {reference} is missing from the store; pull the image again"
+    )]
     MissingLayer { reference: String, chain_id: String },
 
     #[error("image {0} has no layers to mount")]
@@ -66,7 +68,11 @@ pub struct Unmounted {
 }
 
 /// The overlay of an image's layers, with `upper` on top if given.
-pub fn image_overlay(store: &Store, image: &ImageRecord, upper: Option<UpperDirs>) -> Result<Overlay> {
+pub fn image_overlay(
+    store: &Store,
+    image: &ImageRecord,
+    upper: Option<UpperDirs>,
+) -> Result<Overlay> {
     if image.layers.is_empty() {
         return Err(Error::NoLayers(image.reference.clone()));
     }
@@ -87,7 +93,12 @@ pub fn image_overlay(store: &Store, image: &ImageRecord, upper: Option<UpperDirs
 }
 
 /// Mounts `image` on `target`, creating `target` if it does not exist.
-pub fn mount_image(store: &Store, image: &ImageRecord, target: &Path, writable: bool) -> Result<MountRecord> {
+pub fn mount_image(
+    store: &Store,
+    image: &ImageRecord,
+    target: &Path,
+    writable: bool,
+) -> Result<MountRecord> {
     let created_target = prepare_target(target)?;
     let target = target.canonicalize().at("resolving", target)?;
     let id = random_id(16);
@@ -109,7 +120,12 @@ pub fn mount_image(store: &Store, image: &ImageRecord, target: &Path, writable: 
     result.map(|()| record)
 }
 
-fn create_and_mount(store: &Store, image: &ImageRecord, dir: &Path, record: &MountRecord) -> Result<()> {
+fn create_and_mount(
+    store: &Store,
+    image: &ImageRecord,
+    dir: &Path,
+    record: &MountRecord,
+) -> Result<()> {
     fs::create_dir(dir).at("creating mount directory", dir)?;
     let upper = if record.writable {
         let dirs = UpperDirs {
@@ -188,12 +204,11 @@ pub fn list_mounts(store: &Store) -> Result<Vec<(PathBuf, MountRecord)>> {
         let Ok(bytes) = fs::read(&path) else {
             continue;
         };
-        let record: MountRecord = serde_json::from_slice(&bytes).map_err(|error| {
-            store::Error::Corrupt {
+        let record: MountRecord =
+            serde_json::from_slice(&bytes).map_err(|error| store::Error::Corrupt {
                 what: format!("mount record {}", path.display()),
                 reason: error.to_string(),
-            }
-        })?;
+            })?;
         records.push((dir, record));
     }
     Ok(records)

@@ -55,8 +55,14 @@ impl Overlay {
                 None => MsFlags::MS_RDONLY,
                 Some(_) => MsFlags::empty(),
             };
-            return mount(Some("overlay"), target, Some("overlay"), flags, Some(options.as_str()))
-                .at("mounting overlay on", target);
+            return mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                flags,
+                Some(options.as_str()),
+            )
+            .at("mounting overlay on", target);
         }
         self.mount_incrementally(target)
             .map_err(std::io::Error::from)

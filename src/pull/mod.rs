@@ -1,9 +1,11 @@
 //! `layerfs pull`: resolve a reference to a platform manifest, then fetch, verify and unpack
 //! every layer the store lacks, concurrently, and record the image.
 //!
-//! Layers are staged in parallel but committed bottom first, so a layer directory is only
-//! ever visible above a complete stack. A layer's store lock is held from before it is fetched
-//! until it is committed, so a concurrent pull of the same layer waits and then finds it.
+//! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
+//! verified, so a failed pull leaves the store as it was; then layers are committed bottom
+//! first, blobs before the directories unpacked from them, and the image record last. A
+//! layer's store lock is held from before it is fetched until it is committed, so a
+//! concurrent pull of the same layer waits and then finds it.
 
 mod progress;
 mod stream;
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use futures::StreamExt;
 use layerfs_registry::{
     select_platform, Client, Descriptor, Digest, ImageManifest, Manifest, Platform, Reference,
@@ -24,9 +27,10 @@ use tracing::debug;
 
 use crate::image::{ImageConfig, InvalidConfig};
 use crate::store::{
-    self, ChainId, ImageRecord, LayerEntry, LayerRecord, LockKind, StagedLayer, Store, StoreLock,
+    self, ChainId, ImageRecord, LayerEntry, LayerRecord, LockKind, Store, StoreLock,
 };
-use crate::unpack::{self, Summary};
+use crate::unpack;
+use stream::Unpacked;
 
 pub use progress::Progress;
 
@@ -47,7 +51,10 @@ pub enum Error {
     Unpack { layer: Digest, error: unpack::Error },
 
     #[error("reading layer {layer}: {error}")]
-    Read { layer: Digest, error: std::io::Error },
+    Read {
+        layer: Digest,
+        error: std::io::Error,
+    },
 
     #[error("manifest {manifest} lists {layers} layers but its config {config} lists {diff_ids} diff IDs")]
     LayerCount {
@@ -103,6 +110,8 @@ struct Resolved {
     manifest: ImageManifest,
     digest: Digest,
     index: Option<Digest>,
+    /// Verified manifest, index and config blobs, written to the store once all layers are in.
+    blobs: Vec<(Digest, Bytes)>,
 }
 
 /// One layer to make present, with everything needed to verify it.
@@ -117,12 +126,15 @@ impl Puller {
     /// Pulls `reference` and records it in the store.
     pub async fn pull(&self, reference: &Reference) -> Result<ImageRecord> {
         let _tmp_lock = self.blocking(|store| store.lock_tmp()).await?;
-        let resolved = self.resolve(reference).await?;
-        let (config, config_digest) = self.fetch_config(&resolved).await?;
+        let mut resolved = self.resolve(reference).await?;
+        let (config, config_digest) = self.fetch_config(&mut resolved).await?;
         self.check_platform(reference, &config)?;
 
         let jobs = plan_layers(&resolved, &config, &config_digest)?;
         self.fetch_layers(&resolved.source, &jobs).await?;
+        for (digest, bytes) in &resolved.blobs {
+            self.store.write_blob(digest, bytes)?;
+        }
 
         let record = ImageRecord {
             reference: reference.to_string(),
@@ -142,7 +154,7 @@ impl Puller {
         let fetched = self.client.fetch_manifest(reference).await?;
         check_metadata_size(&format!("manifest {}", fetched.digest), fetched.bytes.len())?;
         let parsed = Manifest::parse(&fetched.bytes, &fetched.digest)?;
-        self.store.write_blob(&fetched.digest, &fetched.bytes)?;
+        let mut blobs = vec![(fetched.digest.clone(), fetched.bytes.clone())];
         let entries = match parsed {
             Manifest::Image(manifest) => {
                 return Ok(Resolved {
@@ -150,6 +162,7 @@ impl Puller {
                     manifest,
                     digest: fetched.digest,
                     index: None,
+                    blobs,
                 })
             }
             Manifest::Index(entries) => entries,
@@ -160,7 +173,10 @@ impl Puller {
         let digest = &entry.descriptor.digest;
         debug!(%wanted, %digest, "picked manifest from index");
         let key = digest.to_string();
-        let child = self.client.fetch_manifest_at(&fetched.source, &key, Some(digest)).await?;
+        let child = self
+            .client
+            .fetch_manifest_at(&fetched.source, &key, Some(digest))
+            .await?;
         check_metadata_size(&format!("manifest {digest}"), child.bytes.len())?;
         let Manifest::Image(manifest) = Manifest::parse(&child.bytes, &child.digest)? else {
             return Err(Error::NestedIndex {
@@ -169,16 +185,17 @@ impl Puller {
                 platform: wanted,
             });
         };
-        self.store.write_blob(&child.digest, &child.bytes)?;
+        blobs.push((child.digest.clone(), child.bytes));
         Ok(Resolved {
             source: fetched.source,
             manifest,
             digest: child.digest,
             index: Some(fetched.digest),
+            blobs,
         })
     }
 
-    async fn fetch_config(&self, resolved: &Resolved) -> Result<(ImageConfig, Digest)> {
+    async fn fetch_config(&self, resolved: &mut Resolved) -> Result<(ImageConfig, Digest)> {
         let descriptor = &resolved.manifest.config;
         let what = format!("image config {}", descriptor.digest);
         check_metadata_size(&what, descriptor.size as usize)?;
@@ -186,7 +203,8 @@ impl Puller {
             self.store.read_blob(&descriptor.digest)?
         } else {
             let bytes = self.fetch_small_blob(&resolved.source, descriptor).await?;
-            self.store.write_blob(&descriptor.digest, &bytes)?;
+            let digest = descriptor.digest.clone();
+            resolved.blobs.push((digest, Bytes::from(bytes.clone())));
             bytes
         };
         let config = ImageConfig::parse(&bytes, &descriptor.digest)?;
@@ -203,7 +221,12 @@ impl Puller {
         let actual = Digest::of(&bytes);
         if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
             return Err(store::Error::DigestMismatch {
-                what: format!("blob {} ({} bytes, expected {})", descriptor.digest, bytes.len(), descriptor.size),
+                what: format!(
+                    "blob {} ({} bytes, expected {})",
+                    descriptor.digest,
+                    bytes.len(),
+                    descriptor.size
+                ),
                 expected: descriptor.digest.clone(),
                 actual,
             }
@@ -227,9 +250,9 @@ impl Puller {
         })
     }
 
-    /// Makes every layer present: stages the missing ones concurrently, then commits them
-    /// bottom first. On the first failure the other layers are cancelled and waited for, so
-    /// that no staging directory outlives the pull.
+    /// Makes every layer present: stages the missing ones concurrently and, once all are
+    /// verified, commits them bottom first. On the first failure the other layers are
+    /// cancelled and waited for, so that no staging entry outlives the pull.
     async fn fetch_layers(&self, source: &Source, jobs: &[LayerJob]) -> Result<()> {
         let cancelled = Arc::new(AtomicBool::new(false));
         let slots = Arc::new(Semaphore::new(CONCURRENT_LAYERS));
@@ -242,26 +265,34 @@ impl Puller {
                     source: source.clone(),
                     slots: slots.clone(),
                     cancelled: cancelled.clone(),
-                    bar: self.progress.layer(&job.descriptor.digest, job.descriptor.size),
+                    bar: self
+                        .progress
+                        .layer(&job.descriptor.digest, job.descriptor.size),
                 };
                 tokio::spawn(context.run(job.clone()))
             })
             .collect();
 
+        let mut staged = Vec::with_capacity(jobs.len());
         let mut first_error = None;
-        for (task, job) in tasks.into_iter().zip(jobs) {
-            let outcome = task.await.expect("layer tasks do not panic");
-            let result = match outcome {
-                Ok(Some(staged)) if first_error.is_none() => staged.commit(job),
-                Ok(_) => Ok(()),
-                Err(error) => Err(error),
-            };
-            if let Err(error) = result {
-                cancelled.store(true, Ordering::Relaxed);
-                first_error.get_or_insert(error);
+        for task in tasks {
+            match task.await.expect("layer tasks do not panic") {
+                Ok(layer) => staged.push(layer),
+                Err(error) => {
+                    cancelled.store(true, Ordering::Relaxed);
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        for (layer, job) in staged.into_iter().zip(jobs) {
+            if let Some(layer) = layer {
+                layer.commit(job)?;
+            }
+        }
+        Ok(())
     }
 
     async fn blocking<T: Send + 'static>(
@@ -275,7 +306,11 @@ impl Puller {
 }
 
 /// Builds the layer jobs from the manifest and the config's diff IDs.
-fn plan_layers(resolved: &Resolved, config: &ImageConfig, config_digest: &Digest) -> Result<Vec<LayerJob>> {
+fn plan_layers(
+    resolved: &Resolved,
+    config: &ImageConfig,
+    config_digest: &Digest,
+) -> Result<Vec<LayerJob>> {
     let diff_ids = config.diff_ids()?;
     let layers = &resolved.manifest.layers;
     if diff_ids.len() != layers.len() {
@@ -303,13 +338,15 @@ fn plan_layers(resolved: &Resolved, config: &ImageConfig, config_digest: &Digest
 
 /// A layer unpacked under `tmp/`, still holding its lock.
 struct Staged {
-    layer: StagedLayer,
-    unpacked_size: u64,
+    unpacked: Unpacked,
     _lock: StoreLock,
 }
 
 impl Staged {
     fn commit(self, job: &LayerJob) -> Result<()> {
+        if let Some(blob) = self.unpacked.blob {
+            blob.commit(&job.descriptor.digest, job.descriptor.size, &job.what())?;
+        }
         let record = LayerRecord {
             chain_id: job.chain_id.clone(),
             parent: job.parent.clone(),
@@ -317,9 +354,9 @@ impl Staged {
             blob: job.descriptor.digest.clone(),
             blob_size: job.descriptor.size,
             media_type: job.descriptor.media_type.clone(),
-            unpacked_size: self.unpacked_size,
+            unpacked_size: self.unpacked.summary.file_bytes,
         };
-        self.layer.commit(&record)?;
+        self.unpacked.layer.commit(&record)?;
         Ok(())
     }
 }
@@ -346,7 +383,11 @@ impl LayerContext {
             progress::finish(&self.bar, "exists");
             return Ok(None);
         }
-        let _slot = self.slots.acquire().await.expect("the semaphore is never closed");
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         if self.cancelled.load(Ordering::Relaxed) {
             return Ok(None);
         }
@@ -355,18 +396,17 @@ impl LayerContext {
         } else {
             self.unpack_remote(job).await
         };
-        let (layer, summary) = result?;
+        let unpacked = result?;
         progress::finish(&self.bar, "done");
         Ok(Some(Staged {
-            layer,
-            unpacked_size: summary.file_bytes,
+            unpacked,
             _lock: lock,
         }))
     }
 
     /// Unpacks from a blob already in the store (an interrupted pull, or a layer shared with
     /// an image on another base).
-    async fn unpack_local(&self, job: LayerJob) -> Result<(StagedLayer, Summary)> {
+    async fn unpack_local(&self, job: LayerJob) -> Result<Unpacked> {
         self.bar.set_message("unpacking");
         let store = self.store.clone();
         let bar = self.bar.clone();
@@ -379,9 +419,12 @@ impl LayerContext {
         .expect("unpacking does not panic")
     }
 
-    async fn unpack_remote(&self, job: LayerJob) -> Result<(StagedLayer, Summary)> {
+    async fn unpack_remote(&self, job: LayerJob) -> Result<Unpacked> {
         self.bar.set_message("downloading");
-        let mut blob = self.client.fetch_blob(&self.source, &job.descriptor).await?;
+        let mut blob = self
+            .client
+            .fetch_blob(&self.source, &job.descriptor)
+            .await?;
         let (sender, receiver) = mpsc::channel(stream::CHANNEL_CHUNKS);
         let reader = stream::ChannelReader::new(receiver, self.cancelled.clone());
         let failure = reader.failure();
@@ -404,7 +447,10 @@ impl LayerContext {
         .expect("unpacking does not panic");
         feeder.abort();
 
-        let parked = failure.lock().expect("no panics while holding this lock").take();
+        let parked = failure
+            .lock()
+            .expect("no panics while holding this lock")
+            .take();
         match (result, parked) {
             (Err(_), Some(registry_error)) => Err(registry_error.into()),
             (result, _) => result,

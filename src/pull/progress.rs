@@ -32,11 +32,10 @@ impl Progress {
         let Some(bars) = &self.bars else {
             return ProgressBar::hidden();
         };
-        let style = ProgressStyle::with_template(
-            "{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes}",
-        )
-        .expect("the template is valid")
-        .progress_chars("=> ");
+        let style =
+            ProgressStyle::with_template("{prefix}: {msg:<12} [{bar:30}] {bytes}/{total_bytes}")
+                .expect("the template is valid")
+                .progress_chars("=> ");
         let bar = bars.add(ProgressBar::new(size).with_style(style));
         bar.set_prefix(digest.short().to_owned());
         bar.set_message("waiting");

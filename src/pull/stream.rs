@@ -56,7 +56,10 @@ impl Read for ChannelReader {
                 Some(Ok(chunk)) => self.current = chunk,
                 Some(Err(error)) => {
                     let message = error.to_string();
-                    *self.failure.lock().expect("no panics while holding this lock") = Some(error);
+                    *self
+                        .failure
+                        .lock()
+                        .expect("no panics while holding this lock") = Some(error);
                     return Err(io::Error::other(message));
                 }
             }
@@ -118,16 +121,23 @@ impl<R: Read> Read for DiffHasher<R> {
     }
 }
 
-/// Unpacks one layer from `input` into a new staging directory, and stores the compressed
-/// bytes as a blob when `blob` is given. Returns the staged layer only if the blob's size and
-/// digest and the diff ID all match.
+/// A layer unpacked and verified under `tmp/`, with its blob if it was fetched.
+pub struct Unpacked {
+    pub layer: StagedLayer,
+    pub blob: Option<StagedBlob>,
+    pub summary: Summary,
+}
+
+/// Unpacks one layer from `input` into a new staging directory, and writes the compressed
+/// bytes to `blob` when given. Succeeds only if the blob's size and digest and the diff ID
+/// all match; nothing is committed to the store here.
 pub fn unpack_layer(
     store: &Store,
     job: &LayerJob,
     input: impl Read,
     mut blob: Option<StagedBlob>,
     bar: &ProgressBar,
-) -> Result<(StagedLayer, Summary)> {
+) -> Result<Unpacked> {
     let compression = Compression::from_media_type(&job.descriptor.media_type)?;
     let staged = store.stage_layer()?;
     let mut tee = CompressedTee {
@@ -157,11 +167,11 @@ pub fn unpack_layer(
         (Ok(unpacked), Ok(_), Ok(())) => unpacked,
     };
     job.verify_diff_id(&diff_id)?;
-
-    if let Some(blob) = blob {
-        blob.commit(&job.descriptor.digest, job.descriptor.size, &job.what())?;
-    }
-    Ok((staged, summary))
+    Ok(Unpacked {
+        layer: staged,
+        blob,
+        summary,
+    })
 }
 
 fn unpack_stream(
@@ -178,12 +188,11 @@ fn unpack_stream(
     let options = unpack::Options {
         base_layer: job.parent.is_none(),
     };
-    let summary = unpack::unpack(&mut diff, &staged.diff_dir(), &options).map_err(|error| {
-        Error::Unpack {
+    let summary =
+        unpack::unpack(&mut diff, &staged.diff_dir(), &options).map_err(|error| Error::Unpack {
             layer: job.descriptor.digest.clone(),
             error,
-        }
-    })?;
+        })?;
     io::copy(&mut diff, &mut io::sink()).map_err(|error| job.read_error(error))?;
     Ok((diff.hasher.finish().0, summary))
 }

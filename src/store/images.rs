@@ -120,8 +120,14 @@ mod tests {
     #[test]
     fn escape_reference_table() {
         let cases = [
-            ("docker.io/library/busybox:latest", "docker.io%2Flibrary%2Fbusybox%3Alatest"),
-            ("localhost:5000/a_b/c-d:1.0", "localhost%3A5000%2Fa_b%2Fc-d%3A1.0"),
+            (
+                "docker.io/library/busybox:latest",
+                "docker.io%2Flibrary%2Fbusybox%3Alatest",
+            ),
+            (
+                "localhost:5000/a_b/c-d:1.0",
+                "localhost%3A5000%2Fa_b%2Fc-d%3A1.0",
+            ),
             ("x/y@sha256:ab", "x%2Fy%40sha256%3Aab"),
         ];
         for (input, expected) in cases {

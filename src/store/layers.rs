@@ -71,7 +71,9 @@ pub struct LayerRecord {
 
 impl Store {
     pub fn layer_dir(&self, chain_id: &ChainId) -> PathBuf {
-        self.root.join("layers/sha256").join(chain_id.digest().hex())
+        self.root
+            .join("layers/sha256")
+            .join(chain_id.digest().hex())
     }
 
     /// The directory holding the layer's tree, a lower directory for overlayfs.

@@ -33,7 +33,9 @@ impl Store {
             LockKind::Blob => "blob",
             LockKind::Layer => "layer",
         };
-        let path = self.locks_dir().join(format!("{prefix}-{}.lock", digest.hex()));
+        let path = self
+            .locks_dir()
+            .join(format!("{prefix}-{}.lock", digest.hex()));
         let lock = flock(&path, FlockArg::LockExclusive)?;
         Ok(StoreLock { _lock: lock })
     }

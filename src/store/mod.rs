@@ -64,7 +64,7 @@ pub enum Error {
     #[error("{what} in the store is corrupt: {reason}")]
     Corrupt { what: String, reason: String },
 
-    #[error("image {0} is not in the store")]
+    #[error("image {0} is not in the store; pull it first with `layerfs pull`")]
     ImageNotFound(String),
 
     #[error("{what} has digest {actual}, expected {expected}")]
@@ -106,9 +106,7 @@ impl Store {
             let path = root.join(subdir);
             fs::create_dir_all(&path).at("creating store directory", &path)?;
         }
-        let root = root
-            .canonicalize()
-            .at("resolving store root", root)?;
+        let root = root.canonicalize().at("resolving store root", root)?;
         Ok(Store { root })
     }
 

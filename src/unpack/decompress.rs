@@ -7,7 +7,10 @@ use layerfs_registry::Compression;
 
 /// Wraps `reader` in the decoder for `compression`. Gzip streams of several members (as
 /// pigz and some layer builders write) are read to the end of the last member.
-pub fn decompress<'a, R: Read + 'a>(reader: R, compression: Compression) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: Read + 'a>(
+    reader: R,
+    compression: Compression,
+) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(reader),
         Compression::Gzip => Box::new(MultiGzDecoder::new(reader)),

@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 
-use rustix::fs::{self as rfs, Gid, Mode, Timestamps, Uid, XattrFlags};
 use rustix::fs::Timespec;
+use rustix::fs::{self as rfs, Gid, Mode, Timestamps, Uid, XattrFlags};
 use tar::{Entry, Header};
 
 /// The metadata an entry carries, with PAX records taking precedence over header fields.
@@ -163,7 +163,10 @@ mod tests {
         let cases: &[(&str, Option<(i64, u32)>)] = &[
             ("1700000000", Some((1_700_000_000, 0))),
             ("1700000000.5", Some((1_700_000_000, 500_000_000))),
-            ("1700000000.123456789123", Some((1_700_000_000, 123_456_789))),
+            (
+                "1700000000.123456789123",
+                Some((1_700_000_000, 123_456_789)),
+            ),
             ("-1.5", Some((-2, 500_000_000))),
             ("0", Some((0, 0))),
             ("abc", None),

@@ -101,7 +101,11 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, options: &Options) -> Result<Summ
     Ok(summary)
 }
 
-fn apply_entry<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, options: &Options) -> Result<()> {
+fn apply_entry<R: Read>(
+    tree: &mut Tree,
+    entry: &mut Entry<'_, R>,
+    options: &Options,
+) -> Result<()> {
     let raw = entry.path_bytes().into_owned();
     let path = EntryPath::parse(&raw).map_err(|error| Error::UnsafeEntry {
         path: String::from_utf8_lossy(&raw).into_owned(),
@@ -128,7 +132,10 @@ fn apply_entry<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, options: &Opt
 fn apply_root<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, kind: EntryType) -> Result<()> {
     let root = EntryPath::default();
     if !kind.is_dir() {
-        return Err(Error::unsafe_entry(&root, "the layer root is not a directory"));
+        return Err(Error::unsafe_entry(
+            &root,
+            "the layer root is not a directory",
+        ));
     }
     let metadata = Metadata::read(entry).map_err(Error::Archive)?;
     let fd = tree.root_fd();
@@ -145,7 +152,12 @@ fn apply_opaque(tree: &mut Tree, dir: &EntryPath, options: &Options) -> Result<(
     tree.set_opaque(&fd, dir)
 }
 
-fn apply_whiteout(tree: &mut Tree, dir: &EntryPath, target: &OsStr, options: &Options) -> Result<()> {
+fn apply_whiteout(
+    tree: &mut Tree,
+    dir: &EntryPath,
+    target: &OsStr,
+    options: &Options,
+) -> Result<()> {
     if options.base_layer {
         return Ok(());
     }
@@ -186,7 +198,15 @@ fn apply_plain<R: Read>(
             // A directory that replaces a non-directory of this layer replaces whatever the
             // lower layers had there too, so it hides their content.
             let replaced = matches!(existing, Existing::Whiteout | Existing::Other);
-            make_dir(tree, &parent, name, path, &metadata, !keep_existing_dir, replaced)
+            make_dir(
+                tree,
+                &parent,
+                name,
+                path,
+                &metadata,
+                !keep_existing_dir,
+                replaced,
+            )
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
             make_file(tree, &parent, name, path, entry, &metadata)
@@ -318,13 +338,24 @@ fn apply_metadata_at(
 ) -> Result<()> {
     let uid = Uid::from_raw(metadata.uid);
     let gid = Gid::from_raw(metadata.gid);
-    let result = rfs::chownat(parent, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
-        .and_then(|()| match set_mode {
-            true => rfs::chmodat(parent, name, Mode::from_raw_mode(metadata.mode), AtFlags::empty()),
-            false => Ok(()),
-        })
-        .and_then(|()| set_xattrs_at(parent, name, metadata))
-        .and_then(|()| tree::set_times_at(parent, name, &metadata.timestamps()));
+    let result = rfs::chownat(
+        parent,
+        name,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .and_then(|()| match set_mode {
+        true => rfs::chmodat(
+            parent,
+            name,
+            Mode::from_raw_mode(metadata.mode),
+            AtFlags::empty(),
+        ),
+        false => Ok(()),
+    })
+    .and_then(|()| set_xattrs_at(parent, name, metadata))
+    .and_then(|()| tree::set_times_at(parent, name, &metadata.timestamps()));
     result.map_err(|errno| tree.fs_error("setting metadata of", path, errno))
 }
 

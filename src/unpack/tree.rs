@@ -102,7 +102,10 @@ impl Tree {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
             Err(Errno::LOOP) => {
-                return Err(Error::unsafe_entry(walked, "a parent directory is a symlink"))
+                return Err(Error::unsafe_entry(
+                    walked,
+                    "a parent directory is a symlink",
+                ))
             }
             Err(Errno::NOTDIR) if self.whiteouts.contains(walked) => {
                 self.remove(parent, name, walked)?;
@@ -151,17 +154,30 @@ impl Tree {
         self.cache = None;
         let dir = rfs::openat(parent, name, DIR_FLAGS, Mode::empty())
             .map_err(|errno| self.fs_error("opening directory", path, errno))?;
-        remove_contents(&dir).map_err(|errno| self.fs_error("removing contents of", path, errno))?;
+        remove_contents(&dir)
+            .map_err(|errno| self.fs_error("removing contents of", path, errno))?;
         rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
             .map_err(|errno| self.fs_error("removing directory", path, errno))?;
-        self.deferred_dirs.retain(|dir_path, _| !dir_path.starts_with(path));
+        self.deferred_dirs
+            .retain(|dir_path, _| !dir_path.starts_with(path));
         Ok(())
     }
 
     /// Creates an overlayfs whiteout: a character device with device number 0/0.
-    pub fn make_whiteout(&mut self, parent: &OwnedFd, name: &OsStr, path: &EntryPath) -> Result<()> {
-        rfs::mknodat(parent, name, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-            .map_err(|errno| self.fs_error("creating whiteout", path, errno))?;
+    pub fn make_whiteout(
+        &mut self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        path: &EntryPath,
+    ) -> Result<()> {
+        rfs::mknodat(
+            parent,
+            name,
+            FileType::CharacterDevice,
+            Mode::empty(),
+            rfs::makedev(0, 0),
+        )
+        .map_err(|errno| self.fs_error("creating whiteout", path, errno))?;
         self.whiteouts.insert(path.clone());
         Ok(())
     }
