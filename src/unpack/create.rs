@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Uid};
+use rustix::io::Errno;
 use tar::{Entry, EntryType};
 use tracing::warn;
 
@@ -196,8 +197,12 @@ fn set_xattrs_at(
     for (key, value) in &metadata.xattrs {
         match dirfd::set_xattr_at(parent, name, key, value) {
             Ok(()) => {}
-            Err(rustix::io::Errno::OPNOTSUPP) => {
+            Err(Errno::OPNOTSUPP) => {
                 warn!(%path, xattr = ?key, "skipping an xattr the file system does not support");
+            }
+            // xattr(7): user.* attributes exist only on regular files and directories.
+            Err(Errno::PERM) if key.as_bytes().starts_with(b"user.") => {
+                warn!(%path, xattr = ?key, "skipping a user xattr on a special file");
             }
             Err(errno) => return Err(errno),
         }

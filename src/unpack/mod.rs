@@ -144,6 +144,10 @@ fn apply_entry<R: Read>(
     let Some((parent, name)) = parsed.path.split_last() else {
         return apply_root(tree, entry, &parsed);
     };
+    if whiteout::in_aufs_meta(parent) {
+        debug!(path = %parsed.path, "skipping AUFS metadata");
+        return Ok(());
+    }
     let classified = whiteout::classify(name).map_err(|error| Error::InvalidEntry {
         path: parsed.path.to_string(),
         reason: error.to_string(),

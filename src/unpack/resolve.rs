@@ -10,6 +10,7 @@
 //! - an opaque root: overlayfs ignores `trusted.overlay.opaque` on a layer's root, so every
 //!   name below gets a whiteout and every directory at the root is made opaque instead.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use tracing::debug;
 use super::copy_up;
 use super::dirfd::{self, DIR_FLAGS};
 use super::links::LowerLink;
-use super::lower::{Found, LowerView};
+use super::lower::{is_whiteout, Found, LowerView};
 use super::metadata::OVERLAY_XATTR_PREFIX;
 use super::path::EntryPath;
 use super::tree::{is_opaque, OPAQUE_XATTR};
@@ -38,11 +39,16 @@ pub struct LowerRefs {
     pub links: Vec<LowerLink>,
     /// The archive made the layer's root opaque.
     pub opaque_root: bool,
+    /// The whiteouts the layer holds.
+    pub whiteouts: Vec<EntryPath>,
 }
 
 impl LowerRefs {
     pub fn is_empty(&self) -> bool {
-        self.implicit_dirs.is_empty() && self.links.is_empty() && !self.opaque_root
+        self.implicit_dirs.is_empty()
+            && self.links.is_empty()
+            && !self.opaque_root
+            && self.whiteouts.is_empty()
     }
 }
 
@@ -67,6 +73,7 @@ pub fn resolve_lowers(dest: &Path, refs: &LowerRefs, lowers: &[PathBuf]) -> Resu
     if refs.opaque_root {
         hide_lower_root(&view, &mut upper)?;
     }
+    prune_whiteouts(&view, &mut upper, &refs.whiteouts)?;
     upper.restore_times()?;
     for dir in &refs.implicit_dirs {
         inherit_dir(&view, &upper, dir)?;
@@ -97,6 +104,37 @@ fn hide_lower_root(view: &LowerView, upper: &mut Upper) -> Result<()> {
             )
             .map_err(|errno| upper.error("creating whiteout", &path, errno))?,
             Err(errno) => return Err(upper.error("inspecting", &path, errno)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the whiteouts whose directory does not merge with a lower one: an opaque
+/// directory, or one that has no directory below it. overlayfs lists such a directory's
+/// entries without filtering them, so a whiteout there would show up in `readdir(3)` as a
+/// name that cannot be opened; it hides nothing anyway.
+fn prune_whiteouts(view: &LowerView, upper: &mut Upper, whiteouts: &[EntryPath]) -> Result<()> {
+    let mut merged: HashMap<EntryPath, bool> = HashMap::new();
+    for path in whiteouts {
+        let (parent_components, name) = path.split_last().expect("whiteouts are not the root");
+        let parent = EntryPath::from_components(parent_components.to_vec());
+        let is_merged = match merged.get(&parent) {
+            Some(&is_merged) => is_merged,
+            None => {
+                let is_merged = upper.is_merged(view, &parent)?;
+                merged.insert(parent.clone(), is_merged);
+                is_merged
+            }
+        };
+        if is_merged {
+            continue;
+        }
+        let dir = upper.parent_of(path)?;
+        let stat = rfs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|errno| upper.error("inspecting", path, errno))?;
+        if is_whiteout(&stat) {
+            rfs::unlinkat(&dir, name, AtFlags::empty())
+                .map_err(|errno| upper.error("removing whiteout", path, errno))?;
         }
     }
     Ok(())
@@ -208,6 +246,22 @@ impl Upper {
                 .map_err(|errno| self.error("setting times of", dir, errno))?;
         }
         Ok(())
+    }
+
+    /// Whether the directory at `dir` merges with a directory of the layers below: it is the
+    /// root, or neither it nor a directory above it is opaque and a lower layer has it.
+    fn is_merged(&self, view: &LowerView, dir: &EntryPath) -> Result<bool> {
+        if dir.is_root() {
+            return Ok(true);
+        }
+        let fd = self.open_dir(dir)?;
+        if is_opaque(&fd).map_err(|errno| self.error("inspecting", dir, errno))? {
+            return Ok(false);
+        }
+        if self.hidden_above(dir)? {
+            return Ok(false);
+        }
+        Ok(matches!(view.find(dir)?, Found::Directory(_)))
     }
 
     /// Whether a directory strictly above `path` is opaque in this layer, hiding the lower

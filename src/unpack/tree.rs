@@ -117,15 +117,15 @@ impl Tree {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
             Err(Errno::LOOP) => return Err(symlink_parent(walked)),
-            Err(Errno::NOTDIR) if self.whiteouts.contains(walked) => {
-                self.remove(parent, name, walked)?;
-            }
-            Err(Errno::NOTDIR) => {
-                return Err(Error::invalid_entry(walked, "a parent is not a directory"))
-            }
+            Err(Errno::NOTDIR) if self.whiteouts.contains(walked) => {}
+            // O_DIRECTORY reports a symlink as ENOTDIR rather than ELOOP.
+            Err(Errno::NOTDIR) => return Err(self.not_a_directory(parent, name, walked)),
             Err(errno) => return Err(self.fs_error("opening directory", walked, errno)),
         }
-        let was_whiteout = self.whiteouts.remove(walked);
+        let was_whiteout = self.whiteouts.contains(walked);
+        if was_whiteout {
+            self.remove(parent, name, walked)?;
+        }
         rfs::mkdirat(parent, name, Mode::from_raw_mode(0o755))
             .map_err(|errno| self.fs_error("creating directory", walked, errno))?;
         let fd = dirfd::open_dir(parent, name)
@@ -137,6 +137,16 @@ impl Tree {
             self.implicit_dirs.insert(walked.clone());
         }
         Ok(fd)
+    }
+
+    /// The error for a parent position that holds a non-directory.
+    fn not_a_directory(&self, parent: &OwnedFd, name: &OsStr, walked: &EntryPath) -> Error {
+        match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                symlink_parent(walked)
+            }
+            _ => Error::invalid_entry(walked, "a parent is not a directory"),
+        }
     }
 
     /// Finds what `path` means in this layer, walking without creating anything.
@@ -273,10 +283,13 @@ impl Tree {
                 .apply_mode_and_times(&fd)
                 .map_err(|errno| self.fs_error("setting mode and times of", &path, errno))?;
         }
+        let mut whiteouts: Vec<EntryPath> = self.whiteouts.into_iter().collect();
+        whiteouts.sort_by(|a, b| a.components().cmp(b.components()));
         Ok(LowerRefs {
             implicit_dirs: self.implicit_dirs.into_iter().collect(),
             links: self.lower_links.into_links(),
             opaque_root: self.opaque_root,
+            whiteouts,
         })
     }
 
