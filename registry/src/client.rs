@@ -252,10 +252,19 @@ impl Client {
             .map_err(|error| convert_error(error, &what, &source.endpoint))?;
 
         let endpoint = source.endpoint.clone();
+        let expected = descriptor.digest.clone();
         let chunks = sized.stream.map(move |chunk| {
-            chunk.map_err(|error| Error::Unreachable {
-                endpoint: endpoint.clone(),
-                reason: format!("reading {what}: {}", innermost_message(&error)),
+            chunk.map_err(|error| match digest_mismatch(&error) {
+                // oci-client checks the digest as the last chunk arrives.
+                Some(actual) => Error::DigestMismatch {
+                    what: what.clone(),
+                    expected: expected.clone(),
+                    actual,
+                },
+                None => Error::Unreachable {
+                    endpoint: endpoint.clone(),
+                    reason: format!("reading {what}: {}", innermost_message(&error)),
+                },
             })
         });
         Ok(BlobStream {
@@ -270,6 +279,15 @@ impl Client {
         } else {
             &self.https
         }
+    }
+}
+
+/// The digest the blob had, if `error` is oci-client's failed digest check.
+fn digest_mismatch(error: &std::io::Error) -> Option<Digest> {
+    let inner = error.get_ref()?;
+    match inner.downcast_ref::<oci_client::errors::DigestError>()? {
+        oci_client::errors::DigestError::VerificationError { actual, .. } => actual.parse().ok(),
+        _ => None,
     }
 }
 

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_registry;
+pub mod push;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use layerfs_registry::Compression;
 use super::tar::Tar;
 use super::{Case, Expect, Layer, Tree};
 
-fn archive() -> Vec<u8> {
+pub fn archive() -> Vec<u8> {
     Tar::new()
         .root(0o755)
         .dir("d", 0o755)
@@ -18,7 +18,7 @@ fn archive() -> Vec<u8> {
         .finish()
 }
 
-fn tree() -> Tree {
+pub fn tree() -> Tree {
     Tree::new()
         .root(0o755)
         .dir("d", 0o755)

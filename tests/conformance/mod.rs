@@ -15,7 +15,7 @@
 pub mod expect;
 pub mod tar;
 
-mod compression;
+pub mod compression;
 mod hardlinks;
 mod hostile;
 mod kinds;

@@ -270,17 +270,3 @@ pub fn gnu_sparse_extension(pairs: &[(u64, u64)], more: bool) -> [u8; BLOCK] {
     block[504] = more as u8;
     block
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_record_length_counts_itself() {
-        assert_eq!(pax_record(b"path", b"a"), b"9 path=a\n");
-        let long = vec![b'x'; 93];
-        let record = pax_record(b"path", &long);
-        assert_eq!(record.len(), 103);
-        assert!(record.starts_with(b"103 path=x"));
-    }
-}
