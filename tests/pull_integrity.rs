@@ -1,6 +1,6 @@
 //! Content that does not match what the manifest and config promise: every mismatch fails
 //! the pull with a one-line error before anything becomes visible in the store. A real
-//! registry checks digests on upload, so wrong blobs come from a fake registry; a wrong
+//! registry checks digests on upload, so wrong blobs come from a fake registry. A wrong
 //! diff ID passes a real registry's checks and is pushed there.
 
 mod common;
@@ -45,6 +45,7 @@ fn serve_image(layers: Vec<ServedLayer>) -> (FakeRegistry, String) {
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     }))
     .unwrap();
+
     let mut routes = HashMap::new();
     let mut blob_route = |digest: String, body: Vec<u8>| {
         let route = Route {
@@ -55,6 +56,7 @@ fn serve_image(layers: Vec<ServedLayer>) -> (FakeRegistry, String) {
         routes.insert(format!("/v2/fault/image/blobs/{digest}"), route);
     };
     blob_route(sha256(&config), config.clone());
+
     let mut descriptors = Vec::new();
     for layer in &layers {
         blob_route(sha256(&layer.described), layer.served.clone());
@@ -64,6 +66,7 @@ fn serve_image(layers: Vec<ServedLayer>) -> (FakeRegistry, String) {
             "size": layer.described.len(),
         }));
     }
+
     let manifest = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -80,6 +83,7 @@ fn serve_image(layers: Vec<ServedLayer>) -> (FakeRegistry, String) {
         "/v2/fault/image/manifests/latest".to_owned(),
         manifest_route,
     );
+
     let server = FakeRegistry::start(routes);
     let reference = format!("{}/fault/image:latest", server.address);
     (server, reference)

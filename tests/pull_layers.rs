@@ -117,7 +117,7 @@ fn pull_every_layer_media_type() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The media type of a conformance layer, by its compression.
+/// Returns the OCI media type of a conformance layer with this compression.
 fn media_type(compression: Compression) -> &'static str {
     match compression {
         Compression::None => "application/vnd.oci.image.layer.v1.tar",
@@ -126,9 +126,9 @@ fn media_type(compression: Compression) -> &'static str {
     }
 }
 
-/// The diff ID of a layer, decompressed with GNU gzip or the zstd tool rather than with
-/// layerfs. A blob they cannot decompress gets the digest of what they produced: those
-/// cases fail before the diff ID is checked.
+/// Computes a layer's diff ID, decompressing with GNU gzip or the zstd tool rather than
+/// with layerfs. A blob they cannot decompress gets the digest of what they produced,
+/// because those cases fail before the diff ID is checked.
 fn diff_id(blob: &[u8], compression: Compression) -> String {
     let tool = match compression {
         Compression::None => return sha256(blob),
@@ -152,9 +152,8 @@ fn diff_id(blob: &[u8], compression: Compression) -> String {
     sha256(&output.stdout)
 }
 
-/// Pushes `case` as an image, pulls it into a store of its own (cases share layers, and a
-/// layer already present is not fetched again) and checks the outcome; returns what went
-/// wrong.
+/// Pushes `case` as an image, pulls it and returns what went wrong. Each case gets a store
+/// of its own, because cases share layers and a layer already present is not fetched.
 fn check_case(group: &str, case: &Case) -> Vec<String> {
     let env = &Env::new();
     let layers: Vec<PushLayer> = case

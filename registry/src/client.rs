@@ -282,7 +282,7 @@ impl Client {
     }
 }
 
-/// The digest the blob had, if `error` is oci-client's failed digest check.
+/// Returns the digest the blob had, if `error` is oci-client's failed digest check.
 fn digest_mismatch(error: &std::io::Error) -> Option<Digest> {
     let inner = error.get_ref()?;
     match inner.downcast_ref::<oci_client::errors::DigestError>()? {

@@ -1,9 +1,12 @@
 //! `layerfs pull`: resolve a reference to a platform manifest, then fetch, verify and unpack
 //! every layer the store lacks, concurrently, and record the image.
 //!
-//! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
-//! verified, so a failed pull leaves the store as it was; then layers are committed bottom
-//! first, blobs before the directories unpacked from them, and the image record last. A
+//! Layers are staged in parallel. What a layer takes from the layers below it (hardlinks to
+//! lower files, the metadata of unlisted parent directories) is resolved once all are
+//! staged, bottom first (see `unpack::resolve_lowers`). Nothing is committed until every
+//! layer has been fetched, verified and resolved, so a failed pull leaves the store as it
+//! was; then layers are committed bottom first, blobs before the directories unpacked from
+//! them, and the image record last. A
 //! layer's store lock is held from before it is fetched until it is committed, so a
 //! concurrent pull of the same layer waits and then finds it.
 

@@ -21,7 +21,7 @@ use super::tree::Tree;
 use super::{Error, Result};
 use crate::fs_error::FsError;
 
-/// Where an entry goes: its name in an open parent directory.
+/// An entry's place: its name in an open parent directory.
 pub struct Target<'a> {
     pub parent: &'a OwnedFd,
     pub name: &'a OsStr,

@@ -34,7 +34,8 @@ struct GzipMembers<R: BufRead> {
 }
 
 enum State<R: BufRead> {
-    Member(GzDecoder<R>),
+    /// Boxed: the decoder's state is far larger than the other variants.
+    Member(Box<GzDecoder<R>>),
     /// Between members: the next bytes decide whether another member follows.
     Between(R),
     Done,
@@ -43,7 +44,7 @@ enum State<R: BufRead> {
 impl<R: BufRead> GzipMembers<R> {
     fn new(reader: R) -> GzipMembers<R> {
         GzipMembers {
-            state: State::Member(GzDecoder::new(reader)),
+            state: State::Member(Box::new(GzDecoder::new(reader))),
         }
     }
 }
@@ -57,7 +58,7 @@ impl<R: BufRead> Read for GzipMembers<R> {
             match std::mem::replace(&mut self.state, State::Done) {
                 State::Done => return Ok(0),
                 State::Member(mut decoder) => match decoder.read(buffer)? {
-                    0 => self.state = State::Between(decoder.into_inner()),
+                    0 => self.state = State::Between((*decoder).into_inner()),
                     count => {
                         self.state = State::Member(decoder);
                         return Ok(count);
@@ -71,7 +72,7 @@ impl<R: BufRead> Read for GzipMembers<R> {
                             skip_zero_padding(&mut reader)?;
                             return Ok(0);
                         }
-                        Some(_) => self.state = State::Member(GzDecoder::new(reader)),
+                        Some(_) => self.state = State::Member(Box::new(GzDecoder::new(reader))),
                     }
                 }
             }

@@ -35,7 +35,7 @@ pub fn set_times_at(parent: &OwnedFd, name: &OsStr, times: &Timestamps) -> rusti
     rfs::utimensat(parent.as_fd(), name, times, AtFlags::SYMLINK_NOFOLLOW)
 }
 
-/// The path below `/proc/self/fd` that names `name` in `parent`. The kernel resolves the
+/// Returns the path below `/proc/self/fd` that names `name` in `parent`. The kernel resolves the
 /// descriptor's entry to the directory itself, so only `name` is looked up by name.
 fn proc_path(parent: &OwnedFd, name: &OsStr) -> PathBuf {
     Path::new("/proc/self/fd")
@@ -70,7 +70,7 @@ pub fn set_xattr_at(
     rfs::lsetxattr(proc_path(parent, name), key, value, XattrFlags::empty())
 }
 
-/// Every xattr of `name` in `parent`, without following it.
+/// Reads every xattr of `name` in `parent`, without following it.
 pub fn xattrs_at(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<Vec<(OsString, Vec<u8>)>> {
     let path = proc_path(parent, name);
     let names = read_growing(|buffer| rfs::llistxattr(&path, buffer))?;
@@ -86,7 +86,7 @@ pub fn xattrs_at(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<Vec<(OsSt
     Ok(xattrs)
 }
 
-/// Every xattr of an open file or directory.
+/// Reads every xattr of an open file or directory.
 pub fn xattrs_of(fd: &OwnedFd) -> rustix::io::Result<Vec<(OsString, Vec<u8>)>> {
     let names = read_growing(|buffer| rfs::flistxattr(fd, buffer))?;
     let mut xattrs = Vec::new();
@@ -119,9 +119,9 @@ fn read_growing(
 }
 
 /// Empties a directory without following symlinks inside it. Iterative, so that a deep tree
-/// cannot exhaust the stack; it holds one descriptor per level of depth.
+/// cannot exhaust the stack. It keeps one descriptor open per level of depth.
 pub fn remove_contents(dir: &OwnedFd) -> rustix::io::Result<()> {
-    // Each level holds a directory and the names still to remove from it.
+    // Each level is a directory and the names still to remove from it.
     let mut stack: Vec<(OwnedFd, Vec<OsString>)> = vec![(rustix::io::dup(dir)?, list_names(dir)?)];
     while let Some((current, names)) = stack.last_mut() {
         let Some(name) = names.pop() else {

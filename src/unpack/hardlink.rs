@@ -15,7 +15,7 @@ use super::path::EntryPath;
 use super::tree::{Lookup, Tree};
 use super::{Error, Result};
 
-/// The entry's link target, a path inside the layer.
+/// Parses the entry's link target, a path inside the layer.
 pub fn target<R: Read>(entry: &Entry<'_, R>, path: &EntryPath) -> Result<EntryPath> {
     let raw = entry
         .link_name_bytes()

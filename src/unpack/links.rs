@@ -1,7 +1,7 @@
 //! Hardlinks to files that exist only in the layers below, as recorded while a layer is
 //! unpacked. Pure bookkeeping: no file system access.
 //!
-//! overlayfs answers `link(2)` on a lower file by copying the file up into the upper layer
+//! overlayfs handles `link(2)` on a lower file by copying the file up into the upper layer
 //! and linking the new name to the copy, so that both names are one inode in the merged
 //! view. The unpacker does the same, in two steps: while streaming, it puts an empty
 //! placeholder file at the target's path and links each new name to it; once the layers
@@ -59,7 +59,7 @@ impl LowerLinks {
         }
     }
 
-    /// A copied-up target still in place at `path` or below it.
+    /// Finds a copied-up target still in place at `path` or below it.
     pub fn target_at_or_below(&self, path: &EntryPath) -> Option<&EntryPath> {
         self.links
             .iter()
@@ -68,7 +68,7 @@ impl LowerLinks {
             .find(|target| target.starts_with(path))
     }
 
-    /// The links that some name still refers to.
+    /// Returns the links that some name still refers to.
     pub fn into_links(self) -> Vec<LowerLink> {
         self.links
             .into_iter()

@@ -1,8 +1,7 @@
 //! The merged view of the layers below one layer, looked up the way overlayfs does it
-//! (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque directories"): from the
-//! topmost layer down, a whiteout hides the name in every layer below it, a non-directory
-//! hides everything below it, directories of one name merge, and an opaque directory hides
-//! the directories below it. Every step opens a directory file descriptor without following
+//! (Documentation/filesystems/overlayfs.rst, "whiteouts and opaque directories"). Layers are
+//! searched from the topmost down. A whiteout hides the name in every layer below it, and
+//! so does a non-directory. Directories of one name merge, down to the first opaque one. Every step opens a directory file descriptor without following
 //! symlinks, so a symlink in a lower layer is never a way out of it.
 
 use std::ffi::{OsStr, OsString};
@@ -35,7 +34,7 @@ pub struct LowerDir {
     layer: usize,
 }
 
-/// What a path is in the merged lower view.
+/// A path's entry in the merged lower view.
 pub enum Found {
     Missing,
     /// The directories that merge at the path, topmost first: the first one's metadata is
@@ -142,7 +141,7 @@ impl LowerView {
         })
     }
 
-    /// The names the merged root directory shows.
+    /// Lists the names the merged root directory shows.
     pub fn root_names(&self) -> Result<Vec<OsString>> {
         let mut seen = std::collections::HashSet::new();
         let mut visible = Vec::new();
@@ -164,7 +163,7 @@ impl LowerView {
         Ok(visible)
     }
 
-    /// The path of `path` in lower layer `layer`, for error messages only.
+    /// Returns the host path of `path` in lower layer `layer`, for error messages only.
     pub fn display_path(&self, layer: usize, path: &EntryPath) -> PathBuf {
         self.layers[layer].path.join(path.to_path_buf())
     }
@@ -180,7 +179,7 @@ impl LowerView {
     }
 }
 
-/// Whether an entry is an overlayfs whiteout: a character device with device number 0/0.
+/// Tells whether an entry is an overlayfs whiteout: a character device numbered 0/0.
 pub fn is_whiteout(stat: &Stat) -> bool {
     FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
 }

@@ -89,13 +89,13 @@ pub struct Options {
     pub base_layer: bool,
 }
 
-/// What unpacking produced besides the tree itself.
+/// The results of unpacking besides the tree itself.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub entries: u64,
     /// Sum of the sizes of the regular files written.
     pub file_bytes: u64,
-    /// What [`resolve_lowers`] must complete from the layers below.
+    /// The references to the layers below that [`resolve_lowers`] completes.
     pub lower: LowerRefs,
 }
 
@@ -161,7 +161,7 @@ fn apply_entry<R: Read>(
     }
 }
 
-/// The archive's entry for the layer root itself (`./`): only a directory is acceptable.
+/// Applies the archive's entry for the layer root itself (`./`), which must be a directory.
 fn apply_root<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Parsed) -> Result<()> {
     let root = EntryPath::default();
     if !parsed.kind.is_dir() {
@@ -178,8 +178,9 @@ fn apply_root<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Parse
     Ok(())
 }
 
-/// A whiteout hides the layers below regardless of where it sits in the archive, so one
-/// that hides a lower file this layer hardlinked to leaves the hardlink without a target.
+/// Rejects a whiteout or opaque marker that hides a lower file this layer hardlinks to. A
+/// whiteout applies before every entry of its layer, wherever it sits in the archive (OCI
+/// image spec, "Whiteouts"), so it leaves that hardlink without a target.
 fn reject_hidden_link_target(tree: &Tree, hidden: &EntryPath) -> Result<()> {
     match tree.lower_links.target_at_or_below(hidden) {
         Some(target) => Err(Error::invalid_entry(
@@ -264,8 +265,8 @@ fn apply_plain<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Pars
     }
 }
 
-/// The entry types a layer can hold. Others (GNU volume labels and multi-volume parts, PAX
-/// global headers, which Docker ignores too) describe no file and are skipped.
+/// Tells whether a layer entry of this type describes a file. Others (GNU volume labels and
+/// multi-volume parts, PAX global headers, which Docker ignores too) are skipped.
 fn is_supported(kind: EntryType) -> bool {
     matches!(
         kind,

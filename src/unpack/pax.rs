@@ -36,7 +36,7 @@ impl PaxRecords {
         PaxRecords { records }
     }
 
-    /// The value of the last record with `key`: a later record overrides an earlier one.
+    /// Returns the value of the last record with `key`: a later record overrides an earlier one.
     pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.records
             .iter()
@@ -45,7 +45,7 @@ impl PaxRecords {
             .map(|(_, value)| value.as_slice())
     }
 
-    /// The value of the last record with `key`, as text.
+    /// Returns the value of the last record with `key`, as text.
     pub fn get_str(&self, key: &str) -> Option<&str> {
         self.get(key)
             .and_then(|value| std::str::from_utf8(value).ok())

@@ -30,7 +30,7 @@ use super::tree::{is_opaque, OPAQUE_XATTR};
 use super::{Error, Result};
 use crate::fs_error::{FsContext, FsError};
 
-/// What a layer's tree still needs from the layers below it.
+/// The parts of a layer's tree that still need the layers below it.
 #[derive(Debug, Default)]
 pub struct LowerRefs {
     /// Directories the archive did not list, the root among them if it has no entry for it.
@@ -112,7 +112,7 @@ fn hide_lower_root(view: &LowerView, upper: &mut Upper) -> Result<()> {
 /// Removes the whiteouts whose directory does not merge with a lower one: an opaque
 /// directory, or one that has no directory below it. overlayfs lists such a directory's
 /// entries without filtering them, so a whiteout there would show up in `readdir(3)` as a
-/// name that cannot be opened; it hides nothing anyway.
+/// name that cannot be opened. It hides nothing there anyway.
 fn prune_whiteouts(view: &LowerView, upper: &mut Upper, whiteouts: &[EntryPath]) -> Result<()> {
     let mut merged: HashMap<EntryPath, bool> = HashMap::new();
     for path in whiteouts {
@@ -168,7 +168,7 @@ fn inherit_dir(view: &LowerView, upper: &Upper, path: &EntryPath) -> Result<()> 
     result.map_err(|errno| upper.error("copying metadata from below to", path, errno))
 }
 
-/// The xattrs a copy takes: all but overlayfs's own, which describe the lower layer.
+/// Selects the xattrs a copy takes: all but overlayfs's own, which describe the lower layer.
 pub fn copyable(xattrs: &[(std::ffi::OsString, Vec<u8>)]) -> impl Iterator<Item = (&OsStr, &[u8])> {
     use std::os::unix::ffi::OsStrExt;
     xattrs
@@ -248,7 +248,7 @@ impl Upper {
         Ok(())
     }
 
-    /// Whether the directory at `dir` merges with a directory of the layers below: it is the
+    /// Tells whether the directory at `dir` merges with one of the layers below: it is the
     /// root, or neither it nor a directory above it is opaque and a lower layer has it.
     fn is_merged(&self, view: &LowerView, dir: &EntryPath) -> Result<bool> {
         if dir.is_root() {
@@ -264,8 +264,8 @@ impl Upper {
         Ok(matches!(view.find(dir)?, Found::Directory(_)))
     }
 
-    /// Whether a directory strictly above `path` is opaque in this layer, hiding the lower
-    /// directory at `path`.
+    /// Tells whether a directory strictly above `path` is opaque in this layer, hiding the
+    /// lower directory at `path`.
     fn hidden_above(&self, path: &EntryPath) -> Result<bool> {
         let Some((parents, _)) = path.split_last() else {
             return Ok(false);

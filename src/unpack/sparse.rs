@@ -1,4 +1,4 @@
-//! Sparse files: written with holes where the archive says the file has none of its data.
+//! Sparse files: written with holes where the archive stores none of the file's data.
 //!
 //! GNU tar stores sparse files in four ways (GNU tar manual, "Storing Sparse Files"):
 //!
@@ -27,7 +27,7 @@ pub struct Segment {
     pub length: u64,
 }
 
-/// How an entry's data turns into a sparse file's content.
+/// The layout of a sparse entry's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SparseFormat {
     /// PAX 0.0 or 0.1: the map is known from the records.
@@ -36,7 +36,7 @@ pub enum SparseFormat {
     MapInData { size: u64 },
 }
 
-/// Why a sparse entry cannot be read.
+/// An invalid or unsupported GNU sparse entry.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SparseError {
     #[error("invalid GNU sparse record {0}")]
@@ -53,7 +53,7 @@ const MAX_SEGMENTS: u64 = 1 << 20;
 /// The size of a tar block, to which the PAX 1.0 map is padded.
 const BLOCK: u64 = 512;
 
-/// The sparse format of an entry, from its PAX records; `None` for an ordinary file.
+/// Reads an entry's sparse format from its PAX records. Returns `None` for an ordinary file.
 pub fn format(pax: &PaxRecords) -> Result<Option<SparseFormat>, SparseError> {
     if let Some(major) = pax.get_str("GNU.sparse.major") {
         let minor = pax.get_str("GNU.sparse.minor").unwrap_or("");
@@ -294,9 +294,15 @@ mod tests {
             .collect()
     }
 
+    /// PAX records and the format they describe.
+    type FormatCase<'a> = (
+        &'a [(&'a str, &'a str)],
+        Result<Option<SparseFormat>, SparseError>,
+    );
+
     #[test]
     fn sparse_format_table() {
-        let cases: &[(&[(&str, &str)], Result<Option<SparseFormat>, SparseError>)] = &[
+        let cases: &[FormatCase] = &[
             (&[("path", "a")], Ok(None)),
             (
                 &[

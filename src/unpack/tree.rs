@@ -55,7 +55,7 @@ pub enum Existing {
     Other,
 }
 
-/// What a path means in this layer, found without creating anything.
+/// A path's meaning in this layer, found without creating anything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     /// This layer has a non-directory there.
@@ -139,7 +139,7 @@ impl Tree {
         Ok(fd)
     }
 
-    /// The error for a parent position that holds a non-directory.
+    /// Builds the error for a parent position that has a non-directory.
     fn not_a_directory(&self, parent: &OwnedFd, name: &OsStr, walked: &EntryPath) -> Error {
         match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
@@ -302,7 +302,7 @@ fn symlink_parent(path: &EntryPath) -> Error {
     Error::unsafe_entry(path, "a parent directory is a symlink")
 }
 
-/// Whether a directory carries the overlayfs opaque mark.
+/// Tells whether a directory carries the overlayfs opaque mark.
 pub fn is_opaque(dir: &OwnedFd) -> rustix::io::Result<bool> {
     let mut value = [0u8; 8];
     match rfs::fgetxattr(dir, OPAQUE_XATTR, &mut value) {

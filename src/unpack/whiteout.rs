@@ -46,8 +46,8 @@ pub fn classify(name: &OsStr) -> Result<Name<'_>, MalformedWhiteout> {
     Ok(Name::Whiteout(OsStr::from_bytes(target)))
 }
 
-/// Whether a parent directory is AUFS metadata (`.wh..wh.plnk/…`): everything below it is
-/// skipped like the directory itself.
+/// Tells whether a parent directory is AUFS metadata (`.wh..wh.plnk/…`). Everything below
+/// it is skipped like the directory itself.
 pub fn in_aufs_meta(parents: &[std::ffi::OsString]) -> bool {
     parents
         .iter()

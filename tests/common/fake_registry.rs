@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
-/// What the server answers for one path.
+/// The response the server sends for one path.
 #[derive(Clone)]
 pub struct Route {
     pub content_type: String,
@@ -24,7 +24,7 @@ pub struct FakeRegistry {
 
 impl FakeRegistry {
     /// Serves `routes`, keyed by request path, from a background thread that lives as long
-    /// as the test process. `GET /v2/` answers 200 so that clients ask for no token.
+    /// as the test process. `GET /v2/` returns 200 so that clients request no token.
     pub fn start(routes: HashMap<String, Route>) -> FakeRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();

@@ -14,7 +14,7 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
-/// One layer: its blob as served and the media type that says how it is compressed.
+/// One layer: its blob as served, and the media type that names its compression.
 pub struct PushLayer {
     pub media_type: String,
     pub blob: Vec<u8>,
@@ -44,11 +44,13 @@ pub fn push_image(repository: &str, tag: &str, layers: &[PushLayer], format: For
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
     let config = serde_json::to_vec(&config).unwrap();
+
     let (manifest_type, config_type) = match format {
         Format::Oci => (OCI_MANIFEST, OCI_CONFIG),
         Format::Docker => (DOCKER_MANIFEST, DOCKER_CONFIG),
     };
     upload_blob(repository, &config);
+
     let mut descriptors = Vec::new();
     for layer in layers {
         upload_blob(repository, &layer.blob);
@@ -58,6 +60,7 @@ pub fn push_image(repository: &str, tag: &str, layers: &[PushLayer], format: For
             "size": layer.blob.len(),
         }));
     }
+
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,

@@ -1,5 +1,5 @@
 //! Tar archives written byte by byte, so that every header field, entry type and entry order
-//! is exactly what a case says. Header layouts follow POSIX.1-2001 `ustar` and the GNU tar
+//! is exactly what a case specifies. Header layouts follow POSIX.1-2001 `ustar` and the GNU tar
 //! manual ("Basic Tar Format", "GNU Sparse Formats").
 
 /// The mtime of every entry unless a case sets another.
@@ -61,7 +61,7 @@ impl Header {
         }
     }
 
-    /// The 512 bytes of the header, checksum included.
+    /// Returns the 512 bytes of the header, checksum included.
     pub fn to_bytes(&self) -> [u8; BLOCK] {
         let mut block = [0u8; BLOCK];
         put(&mut block, 0, 100, &self.name);
@@ -112,7 +112,7 @@ fn put(block: &mut [u8], offset: usize, length: usize, value: &[u8]) {
     block[offset..offset + value.len()].copy_from_slice(value);
 }
 
-/// A NUL-terminated octal number filling `length` bytes.
+/// Writes a NUL-terminated octal number filling `length` bytes.
 fn octal(block: &mut [u8], offset: usize, length: usize, value: u64) {
     let text = format!("{value:0width$o}", width = length - 1);
     put(block, offset, length, text.as_bytes());
@@ -204,12 +204,12 @@ impl Tar {
         self.push(header, b"")
     }
 
-    /// A whiteout: an empty regular file named `.wh.NAME` in `dir`.
+    /// Appends a whiteout: an empty regular file named `.wh.NAME` in `dir`.
     pub fn whiteout(&mut self, dir: &str, name: &str) -> &mut Tar {
         self.file(join(dir, &format!(".wh.{name}")), 0o644, b"")
     }
 
-    /// An opaque marker: an empty regular file named `.wh..wh..opq` in `dir`.
+    /// Appends an opaque marker: an empty regular file named `.wh..wh..opq` in `dir`.
     pub fn opaque(&mut self, dir: &str) -> &mut Tar {
         self.file(join(dir, ".wh..wh..opq"), 0o644, b"")
     }
@@ -228,7 +228,7 @@ impl Tar {
         self.push(header, b"")
     }
 
-    /// The archive with its end-of-archive marker, two zero blocks.
+    /// Returns the archive with its end-of-archive marker, two zero blocks.
     pub fn finish(&self) -> Vec<u8> {
         let mut bytes = self.bytes.clone();
         bytes.extend(std::iter::repeat_n(0u8, 2 * BLOCK));
@@ -243,7 +243,7 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
-/// One PAX record, `LENGTH KEY=VALUE\n`, where LENGTH counts the whole record.
+/// Formats one PAX record, `LENGTH KEY=VALUE\n`, where LENGTH counts the whole record.
 pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     let rest = key.len() + value.len() + 3;
     let mut length = rest + 1;
@@ -258,8 +258,8 @@ pub fn pax_record(key: &[u8], value: &[u8]) -> Vec<u8> {
     record
 }
 
-/// A GNU sparse extension block: up to 21 (offset, length) pairs and whether another
-/// extension block follows.
+/// Builds a GNU sparse extension block: up to 21 (offset, length) pairs and whether
+/// another extension block follows.
 pub fn gnu_sparse_extension(pairs: &[(u64, u64)], more: bool) -> [u8; BLOCK] {
     assert!(pairs.len() <= 21);
     let mut block = [0u8; BLOCK];
