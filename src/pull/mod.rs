@@ -75,14 +75,14 @@ pub enum Error {
     NestedIndex {
         index: Digest,
         nested: Digest,
-        platform: Platform,
+        platform: Box<Platform>,
     },
 
     #[error("image {reference} is for platform {actual}, not the requested {requested}")]
     PlatformMismatch {
         reference: String,
-        requested: Platform,
-        actual: Platform,
+        requested: Box<Platform>,
+        actual: Box<Platform>,
     },
 
     #[error("{what} is larger than {limit} bytes")]
@@ -182,7 +182,7 @@ impl Puller {
             return Err(Error::NestedIndex {
                 index: fetched.digest,
                 nested: child.digest,
-                platform: wanted,
+                platform: Box::new(wanted),
             });
         };
         blobs.push((child.digest.clone(), child.bytes));
@@ -245,8 +245,8 @@ impl Puller {
         }
         Err(Error::PlatformMismatch {
             reference: reference.to_string(),
-            requested: requested.clone(),
-            actual,
+            requested: Box::new(requested.clone()),
+            actual: Box::new(actual),
         })
     }
 
