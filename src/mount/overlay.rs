@@ -35,7 +35,7 @@ pub struct UpperDirs {
 }
 
 impl Overlay {
-    /// The option string for `mount(2)`.
+    /// Builds the option string for `mount(2)`.
     pub fn options(&self) -> String {
         let lowers: Vec<String> = self.lowers.iter().map(|dir| escape(dir)).collect();
         let mut options = format!("lowerdir={}", lowers.join(":"));

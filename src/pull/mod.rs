@@ -2,7 +2,7 @@
 //! every layer the store lacks, concurrently, and record the image.
 //!
 //! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
-//! verified, so a failed pull leaves the store as it was; then layers are committed bottom
+//! verified, so a failed pull leaves the store as it was. Then layers are committed bottom
 //! first, blobs before the directories unpacked from them, and the image record last. A
 //! layer's store lock is held from before it is fetched until it is committed, so a
 //! concurrent pull of the same layer waits and then finds it.
@@ -361,7 +361,7 @@ impl Staged {
     }
 }
 
-/// What one layer task needs, moved into the task.
+/// The state one layer task owns.
 struct LayerContext {
     store: Store,
     client: Arc<Client>,

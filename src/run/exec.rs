@@ -42,8 +42,8 @@ pub fn exec(process: &Process) -> Error {
     }
 }
 
-/// A name with a slash is used as it is; other names are searched in `path_var`, as
-/// execvp(3) does.
+/// Finds the program to execute. A name with a slash is used as it is, and other names are
+/// searched in `path_var`, as execvp(3) does.
 fn find_executable(name: &str, path_var: &str) -> Option<PathBuf> {
     if name.contains('/') {
         return Some(PathBuf::from(name));

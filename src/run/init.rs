@@ -1,9 +1,10 @@
 //! The container's init: `layerfs container-init`, started by `run` in new mount, UTS, IPC,
 //! network and PID namespaces.
 //!
-//! A process does not enter the PID namespace it unshares; its children do. So init forks:
-//! the child is PID 1 of the new namespace, sets up the root filesystem and executes the
-//! command; the parent stays outside, forwards signals to it, and exits with its status.
+//! A process does not enter the PID namespace it unshares, but its children do. So init
+//! forks. The child is PID 1 of the new namespace: it sets up the root filesystem and
+//! executes the command. The parent stays outside, forwards signals to the child, and exits
+//! with its status.
 
 use std::fs;
 
@@ -57,7 +58,7 @@ fn read_spec() -> Result<InitSpec, Error> {
     serde_json::from_str(&text).map_err(|error| Error::InvalidSpec(error.to_string()))
 }
 
-/// Whether the write end of the pipe is closed, which happens when init exits.
+/// Reports whether the write end of the pipe is closed, which happens when init exits.
 fn parent_gone(alive: OwnedFd) -> bool {
     let mut fds = [PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
     let ready = poll(&mut fds, PollTimeout::ZERO).unwrap_or(0);

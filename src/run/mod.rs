@@ -5,7 +5,7 @@
 //! `layerfs container-init` through `/proc/self/exe`, unsharing the namespaces just before
 //! that exec. Starting a new process rather than forking keeps the namespace work in a
 //! single-threaded process, whatever threads pulling started. The container's mounts live
-//! only in its mount namespace, so they disappear with its last process; `run` then removes
+//! only in its mount namespace, so they disappear with its last process. `run` then removes
 //! the mount point and work directory, and with `--rm` the writable layer too.
 
 mod devices;
@@ -76,8 +76,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code Docker uses for each kind of failure: 127 when the command does not
-    /// exist, 126 when it cannot be executed, 125 when the container could not be set up.
+    /// Maps the failure to Docker's exit codes: 127 when the command does not exist, 126 when
+    /// it cannot be executed, 125 when the container could not be set up.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::CommandNotFound(_) => 127,
@@ -87,7 +87,7 @@ impl Error {
     }
 }
 
-/// What `layerfs run` was asked for.
+/// Settings of one `layerfs run`.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub overrides: Overrides,
@@ -97,7 +97,7 @@ pub struct RunOptions {
     pub hostname: Option<String>,
 }
 
-/// What `containers/<id>/container.json` records.
+/// Contents of `containers/<id>/container.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
