@@ -153,10 +153,8 @@ fn diff_id(blob: &[u8], compression: Compression) -> String {
     sha256(&output.stdout)
 }
 
-/// Pushes `case` as an image, pulls it and returns what went wrong. Each case gets a store
-/// of its own, because cases share layers and a layer already present is not fetched.
-fn check_case(group: &str, case: &Case) -> Vec<String> {
-    let env = &Env::new();
+/// Pushes `case` as an image and returns its reference.
+fn push_case(group: &str, case: &Case) -> String {
     let layers: Vec<PushLayer> = case
         .layers
         .iter()
@@ -168,7 +166,14 @@ fn check_case(group: &str, case: &Case) -> Vec<String> {
         .collect();
     let repository = format!("conformance/{group}/{}", case.name);
     push_image(&repository, "latest", &layers, Format::Oci);
-    let reference = direct(&format!("{repository}:latest"));
+    direct(&format!("{repository}:latest"))
+}
+
+/// Pushes `case` as an image, pulls it and returns what went wrong. Each case gets a store
+/// of its own, because cases share layers and a layer already present is not fetched.
+fn check_case(group: &str, case: &Case) -> Vec<String> {
+    let env = &Env::new();
+    let reference = push_case(group, case);
     match &case.expect {
         Expect::Tree(tree) => assert_pulled_tree(env, &reference, tree),
         Expect::Error(text) => {
@@ -264,4 +269,33 @@ fn pull_matches_compression_cases() {
 #[test]
 fn pull_matches_hostile_cases() {
     check_group("hostile");
+}
+
+#[test]
+fn pull_resolves_against_stored_lower_layer() {
+    let workspace = Workspace::new();
+    let cases = conformance::all(&workspace.outside)
+        .into_iter()
+        .find(|(name, _)| *name == "hardlinks")
+        .expect("the group exists")
+        .1;
+    let case = |name: &str| cases.iter().find(|case| case.name == name).unwrap();
+    // Both stacks share their bottom layer, so the second pull finds it in the store and
+    // resolves its upper layer against the stored directory.
+    let first = case("hardlink_to_lower_file");
+    let second = case("hardlink_to_lower_fifo");
+    assert_eq!(first.layers[0].blob, second.layers[0].blob);
+    let Expect::Tree(tree) = &second.expect else {
+        panic!("{} expects a tree", second.name);
+    };
+
+    let env = Env::new();
+    env.ok(&["pull", &push_case("hardlinks", first)]);
+    let differences = assert_pulled_tree(&env, &push_case("hardlinks", second), tree);
+    let layers = std::fs::read_dir(env.root.join("layers/sha256"))
+        .unwrap()
+        .count();
+
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert_eq!(layers, 3, "the shared bottom layer was stored twice");
 }
