@@ -1,6 +1,6 @@
 //! The layer conformance cases, unpacked with the library and shown through a real kernel
-//! overlayfs mount: each merged tree must be exactly the expected one, each hostile case
-//! must fail or stay inside its layers, and the probe files outside must be untouched.
+//! overlayfs mount. Each merged tree must be exactly the expected one, and each hostile
+//! case must fail or stay inside its layers. The probe files outside must be untouched.
 
 mod conformance;
 
@@ -93,7 +93,8 @@ fn mount(layers: &[PathBuf], target: &Path) {
     .unwrap();
 }
 
-/// A case may create only its layer directories, the mount point and the empty lower.
+/// Checks that a case created only its layer directories, the mount point and the empty
+/// lower.
 fn check_case_dir(dir: &Path) -> Result<(), String> {
     for entry in std::fs::read_dir(dir).map_err(|error| error.to_string())? {
         let name = entry.unwrap().file_name();

@@ -110,7 +110,7 @@ impl Tree {
         self.last(|node| node.mtime = Some((seconds, nanos)))
     }
 
-    /// The path added last may have any mtime: a directory made on the spot.
+    /// Lets the path added last have any mtime: a directory made on the spot.
     pub fn any_mtime(self) -> Tree {
         self.last(|node| node.mtime = None)
     }
@@ -125,14 +125,15 @@ impl Tree {
         self.last(|node| node.sparse = true)
     }
 
-    /// The listed paths are one inode.
+    /// Requires the listed paths to be one inode.
     pub fn same_inode<P: AsRef<[u8]>>(mut self, paths: &[P]) -> Tree {
         self.links
             .push(paths.iter().map(|path| path.as_ref().to_vec()).collect());
         self
     }
 
-    /// Every difference between this tree and the one mounted at `root`; empty when equal.
+    /// Lists every difference between this tree and the one mounted at `root`. The list is
+    /// empty when they are equal.
     pub fn differences(&self, root: &Path) -> Vec<String> {
         let observed = snapshot(root);
         let mut lines = Vec::new();
@@ -209,7 +210,7 @@ fn compare(path: &[u8], expected: &Node, actual: &Node, lines: &mut Vec<String>)
     }
 }
 
-/// A path for messages: printable bytes as they are, others escaped.
+/// Formats a path for messages: printable bytes as they are, others escaped.
 pub fn show(path: &[u8]) -> String {
     match path.is_empty() {
         true => "/".to_owned(),

@@ -1,6 +1,7 @@
-//! Hardlinks: within a layer, to a file only a lower layer has (overlayfs copies the file up
-//! on `link(2)`, so every name is one inode), replacing a path, outliving a whiteout of a
-//! peer name, and hardlinks to symlinks, which must never be followed.
+//! Hardlinks within a layer and to a file only a lower layer has. overlayfs copies such a
+//! file up on `link(2)`, so every name is one inode. Also hardlinks replacing a path,
+//! outliving a whiteout of a peer name, and hardlinks to symlinks, which are never
+//! followed.
 
 use std::path::Path;
 
@@ -15,7 +16,8 @@ pub const CAPABILITY: [u8; 20] = [
 
 const TOOL_MTIME: i64 = 1_600_000_000;
 
-/// A lower layer with `bin/tool` (owned by 3:4, its own mtime), a symlink, a FIFO and `etc`.
+/// Builds a lower layer with `bin/tool` (owned by 3:4, its own mtime), a symlink, a FIFO
+/// and `etc`.
 fn lower() -> Tar {
     let mut tool = Header::new("bin/tool", b'0', 0o755);
     tool.uid = 3;
@@ -33,7 +35,7 @@ fn lower() -> Tar {
     tar
 }
 
-/// The merged view of [`lower`] alone.
+/// Returns the merged view of [`lower`] alone.
 fn lower_tree() -> Tree {
     Tree::new()
         .dir("bin", 0o755)

@@ -1,6 +1,7 @@
-//! Layer conformance cases: for each kind of layer that build tools produce or attackers
-//! craft, the layers (archives written byte by byte) and the merged tree they must produce,
-//! written by hand from the OCI image layer semantics, or the error they must cause.
+//! Layer conformance cases, one or more for each kind of layer that build tools produce or
+//! attackers craft. A case is its layers, archives written byte by byte, and the merged
+//! tree they must produce or the error they must cause. Expected trees are written by hand
+//! from the OCI image layer semantics.
 //!
 //! The cases are data so that every way of showing a layer stack can be checked against the
 //! same expectations: `tests/conformance_overlay.rs` unpacks them with the library and
@@ -41,7 +42,7 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// An uncompressed layer.
+    /// Builds an uncompressed layer.
     pub fn tar(tar: &tar::Tar) -> Layer {
         Layer {
             blob: tar.finish(),
@@ -84,7 +85,7 @@ impl Case {
     }
 }
 
-/// Every case, grouped by the kind of layer it covers.
+/// Returns every case, grouped by the kind of layer it covers.
 pub fn all(outside: &Path) -> Vec<(&'static str, Vec<Case>)> {
     vec![
         ("whiteouts", whiteouts::cases()),
@@ -123,7 +124,7 @@ impl Workspace {
         Workspace { dir, outside }
     }
 
-    /// The directory of one case: `layers/N` for each layer, bottom first, and `mnt`.
+    /// Returns the directory of one case: `layers/N` for each layer, bottom first, and `mnt`.
     pub fn case_dir(&self, case: &Case) -> PathBuf {
         self.dir.path().join(case.name)
     }
