@@ -1,0 +1,58 @@
+//! Choosing how snapshots are mounted: the `driver` key of the `[snapshotter]` config section.
+
+use std::fs;
+
+use nix::mount::{umount2, MntFlags};
+use tracing::{debug, warn};
+
+use super::{Error, MountDriver, Result};
+use crate::fs_error::FsContext;
+use crate::mount::{Overlay, UpperDirs};
+use crate::store::{random_id, Store};
+use crate::unpack::remove_tree;
+
+/// Resolves `auto` to the driver that works on this host and store.
+///
+/// NOTE: layerfs's FUSE driver is not part of this build yet, so `fuse`, and `auto` where
+/// kernel overlayfs fails, stop the snapshotter at start-up. With the driver, snapshots with
+/// parents get `fuse3.layerfs` mounts that containerd runs through `mount.fuse3`.
+pub fn resolve(store: &Store, driver: MountDriver) -> Result<MountDriver> {
+    match driver {
+        MountDriver::Overlay => Ok(MountDriver::Overlay),
+        MountDriver::Fuse => Err(Error::FuseUnavailable),
+        MountDriver::Auto if overlay_works(store)? => Ok(MountDriver::Overlay),
+        MountDriver::Auto => Err(Error::FuseUnavailable),
+    }
+}
+
+/// Mounts a one-layer writable overlay under the store's `tmp/` and unmounts it again: the
+/// upper directory lives on the store's file system, and overlayfs rejects some file systems
+/// as upper (no `d_type`, no trusted xattrs, overlayfs itself) and some hosts lack it.
+fn overlay_works(store: &Store) -> Result<bool> {
+    let dir = store.tmp_dir().join(format!("probe-{}", random_id(16)));
+    let upper = UpperDirs {
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+    };
+    let target = dir.join("merged");
+    for path in [&dir, &upper.upper, &upper.work, &target] {
+        fs::create_dir(path).at("creating", path)?;
+    }
+    let overlay = Overlay {
+        lowers: vec![store.empty_dir()],
+        upper: Some(upper),
+    };
+    let works = match overlay.mount(&target) {
+        Ok(()) => {
+            umount2(&target, MntFlags::MNT_DETACH).at("unmounting", &target)?;
+            debug!("kernel overlayfs works on the store");
+            true
+        }
+        Err(error) => {
+            warn!(%error, "kernel overlayfs does not work on the store");
+            false
+        }
+    };
+    remove_tree(&dir)?;
+    Ok(works)
+}
