@@ -4,8 +4,9 @@
 //!    the upper directory of an overlay on the parent's chain (or a plain bind mount without a
 //!    parent). containerd unpacks a layer into it, or runs a container on it.
 //! 2. **Commit** `name` from `key` turns the active snapshot into a committed one: read-only
-//!    from then on, and usable as a parent. If containerd labelled it with the layer's chain
-//!    ID, its tree moves into the store's `layers/` (see `layers`).
+//!    from then on, and usable as a parent. If it is an image layer (a chain ID in its
+//!    `containerd.io/snapshot.ref` label or as its name), its tree moves into the store's
+//!    `layers/` (see `layers`).
 //! 3. **View** `key` on `parent` is a read-only snapshot of the parent's chain, never
 //!    committed.
 //! 4. **Remove** `key` deletes an active, view or childless committed snapshot and its
@@ -210,7 +211,11 @@ impl Snapshotter {
 
         let fs_dir = self.fs_dir(active.id);
         let usage = disk_usage(&fs_dir)?;
-        let layer = self.commit_layer(&txn, &active, &labels, &usage)?;
+        let chain_id = reference(&labels).or_else(|| chain_id_in_name(name));
+        let layer = match chain_id {
+            Some(chain_id) => self.commit_layer(&txn, &active, chain_id, &usage)?,
+            None => None,
+        };
         remove_tree(&self.work_dir(active.id))?;
         let now = SystemTime::now();
         let committed = SnapshotRecord {
@@ -227,18 +232,15 @@ impl Snapshotter {
         txn.commit()
     }
 
-    /// Moves the tree of a labelled layer into the store. A layer on a parent that is not a
+    /// Moves the tree of an image layer into the store. A layer on a parent that is not a
     /// store layer itself stays in `fs/`: its chain cannot be checked against the store's.
     fn commit_layer(
         &self,
         txn: &Writer,
         active: &SnapshotRecord,
-        labels: &Labels,
+        chain_id: ChainId,
         usage: &Usage,
     ) -> Result<Option<ChainId>> {
-        let Some(chain_id) = reference(labels) else {
-            return Ok(None);
-        };
         let parent_layer = match &active.parent {
             None => None,
             Some(parent) => match txn.get(parent)?.and_then(|record| record.layer) {
@@ -472,6 +474,16 @@ fn reference(labels: &Labels) -> Option<ChainId> {
     Some(ChainId::from_digest(digest))
 }
 
+/// The chain ID that names a committed image layer. containerd commits every layer it
+/// unpacks under its chain ID, so the name arrives as `<namespace>/<sequence>/<chain ID>`;
+/// `ctr images pull` (containerd 1.6) does not set the `containerd.io/snapshot.ref` label.
+fn chain_id_in_name(name: &str) -> Option<ChainId> {
+    let mut parts = name.splitn(3, '/');
+    let (_namespace, _sequence, key) = (parts.next()?, parts.next()?, parts.next()?);
+    let digest: Digest = key.parse().ok()?;
+    Some(ChainId::from_digest(digest))
+}
+
 fn check_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidKey(key.to_owned(), "it is empty"));
@@ -537,6 +549,20 @@ mod tests {
     fn update_rejects_other_fields() {
         let error = updated_labels(Labels::new(), Labels::new(), &["parent".to_owned()]);
         assert!(matches!(error, Err(Error::ImmutableField(field)) if field == "parent"));
+    }
+
+    #[test]
+    fn chain_id_in_name_table() {
+        let hex = "b".repeat(64);
+        let cases = [
+            (format!("default/12/sha256:{hex}"), true),
+            (format!("sha256:{hex}"), false),
+            ("k8s.io/3/my-commit".to_owned(), false),
+            (format!("default/12/extract-1 sha256:{hex}"), false),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(chain_id_in_name(&name).is_some(), expected, "{name}");
+        }
     }
 
     #[test]

@@ -1,0 +1,303 @@
+//! A private containerd (Debian's, 1.6) with `layerfs snapshotter` as its `layerfs` proxy
+//! snapshotter, driven with `ctr`.
+//!
+//! containerd gets its own root, state, sockets and config under the test's directory. Its
+//! runc shims put sockets under `/run/containerd`, whatever the config says, so containerd
+//! runs in a private mount namespace with a tmpfs on `/run`: nothing lands in the host's
+//! `/run/containerd`. `ctr` runs on the host and keeps its FIFOs in the test's directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::Env;
+
+/// How long a starting daemon may take to answer; generous because CI machines are shared.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Numbers container IDs, which must be unique per containerd namespace.
+static CONTAINERS: AtomicU32 = AtomicU32::new(1);
+
+pub struct Containerd {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub snapshotter_socket: PathBuf,
+    daemon: Option<Child>,
+    snapshotter: Option<Child>,
+    store_root: PathBuf,
+    config_file: PathBuf,
+}
+
+/// Options beyond the defaults.
+#[derive(Default)]
+pub struct Setup {
+    /// Enable the CRI plugin with `snapshotter = "layerfs"`, as on a Kubernetes node, and the
+    /// fixture registry as a plain-HTTP mirror of itself.
+    pub cri: bool,
+}
+
+impl Containerd {
+    pub fn start(env: &Env, setup: Setup) -> Containerd {
+        let dir = env.path("containerd");
+        fs::create_dir_all(dir.join("fifo")).unwrap();
+        let mut containerd = Containerd {
+            socket: dir.join("containerd.sock"),
+            snapshotter_socket: dir.join("layerfs.sock"),
+            daemon: None,
+            snapshotter: None,
+            store_root: env.root.clone(),
+            config_file: env.config.clone(),
+            dir,
+        };
+        fs::write(
+            containerd.dir.join("config.toml"),
+            containerd.config(&setup),
+        )
+        .unwrap();
+        containerd.start_snapshotter();
+        containerd.start_daemon();
+        containerd
+    }
+
+    fn config(&self, setup: &Setup) -> String {
+        let dir = self.dir.display();
+        let mut disabled = vec![
+            "io.containerd.internal.v1.opt",
+            "io.containerd.snapshotter.v1.aufs",
+            "io.containerd.snapshotter.v1.btrfs",
+            "io.containerd.snapshotter.v1.zfs",
+            "io.containerd.snapshotter.v1.devmapper",
+            "io.containerd.tracing.processor.v1.otlp",
+        ];
+        if !setup.cri {
+            disabled.push("io.containerd.grpc.v1.cri");
+        }
+        let disabled: Vec<String> = disabled.iter().map(|p| format!("{p:?}")).collect();
+        let mut text = format!(
+            r#"version = 2
+root = "{dir}/root"
+state = "{dir}/state"
+disabled_plugins = [{disabled}]
+
+[grpc]
+  address = "{dir}/containerd.sock"
+
+[ttrpc]
+  address = "{dir}/containerd.sock.ttrpc"
+
+[debug]
+  level = "debug"
+
+[proxy_plugins]
+  [proxy_plugins.layerfs]
+    type = "snapshot"
+    address = "{dir}/layerfs.sock"
+"#,
+            disabled = disabled.join(", "),
+        );
+        if setup.cri {
+            let registry = super::registry();
+            text.push_str(&format!(
+                r#"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "layerfs"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{dir}/cni/bin"
+    conf_dir = "{dir}/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registry}"]
+    endpoint = ["http://{registry}"]
+"#
+            ));
+        }
+        text
+    }
+
+    /// Starts `layerfs snapshotter` on the store and waits for its socket.
+    pub fn start_snapshotter(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("snapshotter.log"))
+            .unwrap();
+        let child = Command::new(super::layerfs_binary())
+            .env("LAYERFS_ROOT", &self.store_root)
+            .env("LAYERFS_CONFIG", &self.config_file)
+            .env("LAYERFS_LOG", "layerfs=debug")
+            .args(["snapshotter", "--address"])
+            .arg(&self.snapshotter_socket)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.snapshotter = Some(child);
+        let socket = self.snapshotter_socket.clone();
+        self.wait_until("the snapshotter socket", || socket.exists());
+        if self.daemon.is_some() {
+            // containerd redials a proxy plug-in with backoff, failing calls until it has.
+            self.wait_until("containerd's connection to the snapshotter", || {
+                let args = ["snapshots", "--snapshotter", "layerfs", "ls"];
+                self.ctr_in("default", &args).status.success()
+            });
+        }
+    }
+
+    /// Stops the snapshotter with SIGTERM and waits for it to exit.
+    pub fn stop_snapshotter(&mut self) {
+        if let Some(child) = self.snapshotter.take() {
+            terminate(child);
+        }
+        assert!(!self.snapshotter_socket.exists(), "socket left behind");
+    }
+
+    fn start_daemon(&mut self) {
+        let log = fs::File::create(self.dir.join("containerd.log")).unwrap();
+        let script = "mount -t tmpfs -o mode=0755 tmpfs /run && exec containerd --config \"$0\"";
+        let child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg(self.dir.join("config.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemon = Some(child);
+        self.wait_until("containerd", || {
+            Command::new("ctr")
+                .arg("--address")
+                .arg(&self.socket)
+                .arg("version")
+                .output()
+                .is_ok_and(|output| output.status.success())
+        });
+    }
+
+    fn wait_until(&self, what: &str, mut ready: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !ready() {
+            assert!(
+                start.elapsed() < START_TIMEOUT,
+                "{what} did not start; logs in {}",
+                self.dir.display()
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A `ctr` command in namespace `namespace`.
+    pub fn ctr_in(&self, namespace: &str, args: &[&str]) -> Output {
+        Command::new("ctr")
+            .arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", namespace])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `ctr ARGS` in the default namespace, asserts success, and returns stdout.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        self.ctr_ok("default", args)
+    }
+
+    pub fn ctr_ok(&self, namespace: &str, args: &[&str]) -> String {
+        let output = self.ctr_in(namespace, args);
+        assert!(
+            output.status.success(),
+            "ctr {args:?} failed with {}\nstdout: {}\nstderr: {}\nlogs in {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            self.dir.display()
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// `ctr run --rm` of `image` with the layerfs snapshotter; returns the output.
+    pub fn run(&self, namespace: &str, image: &str, command: &[&str]) -> String {
+        let fifo = self.dir.join("fifo");
+        let id = format!("c{}", CONTAINERS.fetch_add(1, Ordering::Relaxed));
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--snapshotter",
+            "layerfs",
+            "--fifo-dir",
+            fifo.to_str().unwrap(),
+            image,
+            &id,
+        ];
+        args.extend_from_slice(command);
+        self.ctr_ok(namespace, &args)
+    }
+
+    /// The keys of `ctr snapshots ls` for the layerfs snapshotter, with kind and parent.
+    pub fn snapshots(&self, namespace: &str) -> Vec<(String, String, String)> {
+        let output = self.ctr_ok(namespace, &["snapshots", "--snapshotter", "layerfs", "ls"]);
+        output
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                match fields.as_slice() {
+                    [key, kind] => (key.to_string(), String::new(), kind.to_string()),
+                    [key, parent, kind] => (key.to_string(), parent.to_string(), kind.to_string()),
+                    _ => panic!("unexpected `ctr snapshots ls` line {line:?}"),
+                }
+            })
+            .collect()
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("containerd.log")).unwrap()
+    }
+
+    /// How many layers containerd has unpacked (its diff service logs each).
+    pub fn layers_applied(&self) -> usize {
+        self.log().matches("diff applied").count()
+    }
+
+    /// The snapshot directories of the store: `snapshots/` without the metadata file.
+    pub fn snapshot_dirs(&self) -> Vec<String> {
+        dir_names(&self.store_root.join("snapshots"))
+            .into_iter()
+            .filter(|name| name != "metadata.redb")
+            .collect()
+    }
+
+    pub fn layer_dirs(&self) -> Vec<String> {
+        dir_names(&self.store_root.join("layers/sha256"))
+    }
+}
+
+pub fn dir_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+fn terminate(mut child: Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = child.wait();
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(child) = self.daemon.take() {
+            terminate(child);
+        }
+        if let Some(child) = self.snapshotter.take() {
+            terminate(child);
+        }
+    }
+}
