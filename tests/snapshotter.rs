@@ -32,6 +32,7 @@ fn containerd_runs_whiteouts_image() {
     let image = direct("layerfs-fixtures/whiteouts:latest");
     pull(&containerd, &image);
 
+    assert_eq!(containerd.layers_applied(), 2);
     let snapshots = containerd.snapshots("default");
     assert_eq!(snapshots.len(), 2, "{snapshots:?}");
     let base = snapshots
@@ -103,5 +104,138 @@ fn containerd_layers_serve_layerfs_mount() {
         containerd.layer_dirs(),
         layers,
         "layerfs's image keeps its layer"
+    );
+}
+
+/// What `layerfs inspect` lists as the image's layer blobs.
+fn layer_blobs(env: &Env, image: &str) -> Vec<String> {
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", image])).unwrap();
+    let layers = inspect["layers"].as_array().unwrap();
+    layers
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn cri_pull_reuses_layerfs_layers() {
+    let env = Env::new();
+    let busybox = direct("library/busybox:latest");
+    let whiteouts = direct("layerfs-fixtures/whiteouts:latest");
+    env.ok(&["pull", &busybox]);
+    env.ok(&["pull", &whiteouts]);
+    let store_before = env.store_listing();
+
+    let containerd = Containerd::start(&env, Setup { cri: true });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for image in [&busybox, &whiteouts] {
+        runtime.block_on(common::grpc::cri_pull(&containerd.socket, image));
+    }
+
+    assert_eq!(containerd.layers_applied(), 0, "containerd applied layers");
+    let store_after: Vec<String> = env
+        .store_listing()
+        .into_iter()
+        .filter(|line| !line.starts_with("snapshots"))
+        .collect();
+    assert_eq!(
+        store_after, store_before,
+        "the store changed outside snapshots/"
+    );
+    let content = containerd.ctr_ok("k8s.io", &["content", "ls", "--quiet"]);
+    for blob in layer_blobs(&env, &busybox)
+        .iter()
+        .chain(&layer_blobs(&env, &whiteouts))
+    {
+        assert!(
+            !content.contains(blob.as_str()),
+            "containerd fetched layer {blob}"
+        );
+    }
+    let snapshots = containerd.snapshots("k8s.io");
+    assert_eq!(snapshots.len(), 3, "{snapshots:?}");
+    assert!(
+        snapshots.iter().all(|(_, _, kind)| kind == "Committed"),
+        "{snapshots:?}"
+    );
+
+    let output = containerd.run("k8s.io", &whiteouts, &["sh", "-c", WHITEOUTS_SCRIPT]);
+    assert_eq!(output, WHITEOUTS_OUTPUT);
+
+    let images = containerd.ctr_ok("k8s.io", &["images", "ls", "--quiet"]);
+    let mut args = vec!["images", "rm", "--sync"];
+    args.extend(images.lines());
+    containerd.ctr_ok("k8s.io", &args);
+    assert_eq!(containerd.snapshots("k8s.io"), []);
+    assert_eq!(containerd.snapshot_dirs(), Vec::<String>::new());
+    let store_after: Vec<String> = env
+        .store_listing()
+        .into_iter()
+        .filter(|line| !line.starts_with("snapshots"))
+        .collect();
+    assert_eq!(store_after, store_before, "layerfs's layers were removed");
+}
+
+/// Layers on top of busybox: enough that the absolute `lowerdir` paths pass a page.
+const LONG_CHAIN_EXTRA_LAYERS: usize = 150;
+
+#[test]
+fn long_chain_mounts_through_containerd() {
+    let env = Env::new();
+    let target = format!("layerfs-test/long-chain:{}", std::process::id());
+    let registry = common::registry();
+    common::image::push_with_layers(
+        env.dir.path(),
+        &registry,
+        "library/busybox:glibc",
+        &target,
+        LONG_CHAIN_EXTRA_LAYERS,
+    );
+    let image = direct(&target);
+    let containerd = Containerd::start(&env, Setup::default());
+    pull(&containerd, &image);
+
+    let script = "ls /layers | wc -l; cat /layers/001 /layers/150";
+    let output = containerd.run("default", &image, &["sh", "-c", script]);
+    assert_eq!(
+        output.split_whitespace().collect::<Vec<_>>(),
+        ["150", "001", "150"]
+    );
+
+    let snapshots = containerd.snapshots("default");
+    let parents: Vec<&str> = snapshots
+        .iter()
+        .map(|(_, parent, _)| parent.as_str())
+        .collect();
+    let (top, _, _) = snapshots
+        .iter()
+        .find(|(key, _, _)| !parents.contains(&key.as_str()))
+        .unwrap();
+    containerd.ctr(&[
+        "snapshots",
+        "--snapshotter",
+        "layerfs",
+        "prepare",
+        "probe",
+        top,
+    ]);
+    let mounts = containerd.ctr(&[
+        "snapshots",
+        "--snapshotter",
+        "layerfs",
+        "mounts",
+        "/mnt",
+        "probe",
+    ]);
+    containerd.ctr(&["snapshots", "--snapshotter", "layerfs", "rm", "probe"]);
+    let lowerdir = mounts
+        .split(',')
+        .find(|o| o.starts_with("lowerdir="))
+        .unwrap();
+    assert_eq!(lowerdir.matches(':').count(), LONG_CHAIN_EXTRA_LAYERS);
+    assert!(
+        lowerdir.len() > 4096,
+        "lowerdir is only {} bytes",
+        lowerdir.len()
     );
 }

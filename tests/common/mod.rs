@@ -7,6 +7,8 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod grpc;
+pub mod image;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
