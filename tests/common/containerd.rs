@@ -26,7 +26,7 @@ pub struct Containerd {
     pub socket: PathBuf,
     pub snapshotter_socket: PathBuf,
     daemon: Option<Child>,
-    snapshotter: Option<Child>,
+    snapshotter: Option<Snapshotter>,
     store_root: PathBuf,
     config_file: PathBuf,
 }
@@ -118,41 +118,35 @@ disabled_plugins = [{disabled}]
         text
     }
 
-    /// Starts `layerfs snapshotter` on the store and waits for its socket.
+    /// Starts `layerfs snapshotter` on the store, waits for its socket, and for containerd to
+    /// reconnect if it is running.
     pub fn start_snapshotter(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("snapshotter.log"))
-            .unwrap();
-        let child = Command::new(super::layerfs_binary())
-            .env("LAYERFS_ROOT", &self.store_root)
-            .env("LAYERFS_CONFIG", &self.config_file)
-            .env("LAYERFS_LOG", "layerfs=debug")
-            .args(["snapshotter", "--address"])
-            .arg(&self.snapshotter_socket)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.snapshotter = Some(child);
-        let socket = self.snapshotter_socket.clone();
-        self.wait_until("the snapshotter socket", || socket.exists());
+        let log = self.dir.join("snapshotter.log");
+        let process = Snapshotter::start(
+            &self.store_root,
+            &self.config_file,
+            &self.snapshotter_socket,
+            &log,
+        );
+        self.snapshotter = Some(process);
         if self.daemon.is_some() {
             // containerd redials a proxy plug-in with backoff, failing calls until it has.
-            self.wait_until("containerd's connection to the snapshotter", || {
-                let args = ["snapshots", "--snapshotter", "layerfs", "ls"];
-                self.ctr_in("default", &args).status.success()
-            });
+            wait_until(
+                "containerd's connection to the snapshotter",
+                &self.dir,
+                || {
+                    let args = ["snapshots", "--snapshotter", "layerfs", "ls"];
+                    self.ctr_in("default", &args).status.success()
+                },
+            );
         }
     }
 
     /// Stops the snapshotter with SIGTERM and waits for it to exit.
     pub fn stop_snapshotter(&mut self) {
-        if let Some(child) = self.snapshotter.take() {
-            terminate(child);
+        if let Some(process) = self.snapshotter.take() {
+            process.stop();
         }
-        assert!(!self.snapshotter_socket.exists(), "socket left behind");
     }
 
     fn start_daemon(&mut self) {
@@ -166,7 +160,7 @@ disabled_plugins = [{disabled}]
             .spawn()
             .unwrap();
         self.daemon = Some(child);
-        self.wait_until("containerd", || {
+        wait_until("containerd", &self.dir, || {
             Command::new("ctr")
                 .arg("--address")
                 .arg(&self.socket)
@@ -174,18 +168,6 @@ disabled_plugins = [{disabled}]
                 .output()
                 .is_ok_and(|output| output.status.success())
         });
-    }
-
-    fn wait_until(&self, what: &str, mut ready: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !ready() {
-            assert!(
-                start.elapsed() < START_TIMEOUT,
-                "{what} did not start; logs in {}",
-                self.dir.display()
-            );
-            sleep(Duration::from_millis(50));
-        }
     }
 
     /// A `ctr` command in namespace `namespace`.
@@ -296,8 +278,76 @@ impl Drop for Containerd {
         if let Some(child) = self.daemon.take() {
             terminate(child);
         }
-        if let Some(child) = self.snapshotter.take() {
-            terminate(child);
+    }
+}
+
+/// A running `layerfs snapshotter`; SIGKILLed on drop unless stopped.
+pub struct Snapshotter {
+    child: Option<Child>,
+    pub socket: PathBuf,
+}
+
+impl Snapshotter {
+    /// Starts the snapshotter on `root` and waits until it accepts connections; appends its log
+    /// to `log`.
+    pub fn start(root: &Path, config: &Path, socket: &Path, log: &Path) -> Snapshotter {
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(super::layerfs_binary())
+            .env("LAYERFS_ROOT", root)
+            .env("LAYERFS_CONFIG", config)
+            .env("LAYERFS_LOG", "layerfs=debug")
+            .args(["snapshotter", "--address"])
+            .arg(socket)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap();
+        let process = Snapshotter {
+            child: Some(child),
+            socket: socket.to_path_buf(),
+        };
+        // A killed snapshotter leaves its socket file, so wait for a connection instead.
+        wait_until("the snapshotter socket", log, || {
+            std::os::unix::net::UnixStream::connect(socket).is_ok()
+        });
+        process
+    }
+
+    /// Stops it with SIGTERM, waits, and checks that it removed its socket.
+    pub fn stop(mut self) {
+        terminate(self.child.take().unwrap());
+        assert!(!self.socket.exists(), "socket left behind");
+    }
+
+    /// Kills it with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Snapshotter {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+}
+
+fn wait_until(what: &str, logs: &Path, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(
+            start.elapsed() < START_TIMEOUT,
+            "{what} did not start; see {}",
+            logs.display()
+        );
+        sleep(Duration::from_millis(50));
     }
 }
