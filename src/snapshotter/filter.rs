@@ -288,7 +288,7 @@ mod tests {
                 true,
             ),
             (
-                &[r#"labels."containerd.io/snapshot.ref"==sha256:ab,parent==""#],
+                &[r#"labels."containerd.io/snapshot.ref"==sha256:ab,parent=="""#],
                 false,
             ),
             (&[r#"labels."containerd.io/snapshot.ref""#], true),

@@ -172,6 +172,8 @@ impl containerd_snapshots::Snapshotter for Service {
 
     type InfoStream = Iter<std::vec::IntoIter<Result<Info, Status>>>;
 
+    // The trait fixes the stream's error type to tonic's `Status`, however large.
+    #[allow(clippy::result_large_err)]
     async fn list(
         &self,
         _snapshotter: String,
