@@ -201,13 +201,23 @@ disabled_plugins = [{disabled}]
 
     /// `ctr run --rm` of `image` with the layerfs snapshotter; returns the output.
     pub fn run(&self, namespace: &str, image: &str, command: &[&str]) -> String {
+        self.run_with(namespace, "layerfs", image, command)
+    }
+
+    pub fn run_with(
+        &self,
+        namespace: &str,
+        snapshotter: &str,
+        image: &str,
+        command: &[&str],
+    ) -> String {
         let fifo = self.dir.join("fifo");
         let id = format!("c{}", CONTAINERS.fetch_add(1, Ordering::Relaxed));
         let mut args = vec![
             "run",
             "--rm",
             "--snapshotter",
-            "layerfs",
+            snapshotter,
             "--fifo-dir",
             fifo.to_str().unwrap(),
             image,
