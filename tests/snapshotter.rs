@@ -107,7 +107,7 @@ fn containerd_layers_serve_layerfs_mount() {
     );
 }
 
-/// What `layerfs inspect` lists as the image's layer blobs.
+/// Returns the layer blob digests that `layerfs inspect` lists for `image`.
 fn layer_blobs(env: &Env, image: &str) -> Vec<String> {
     let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", image])).unwrap();
     let layers = inspect["layers"].as_array().unwrap();

@@ -78,8 +78,8 @@ impl Selector {
     }
 }
 
-/// The fields containerd's snapshot filters address (its `adaptSnapshot`). A label key may
-/// contain dots, so the rest of a `labels.` path is joined back together.
+/// Looks up a field that containerd's snapshot filters address (its `adaptSnapshot`). A label
+/// key may contain dots, so the rest of a `labels.` path is joined back together.
 fn field(info: &SnapshotInfo, path: &[String]) -> Option<String> {
     match path {
         [name] if name == "kind" => Some(info.kind.to_string()),

@@ -186,7 +186,8 @@ impl containerd_snapshots::Snapshotter for Service {
     }
 }
 
-/// The status code for each error, as containerd's `errdefs.FromGRPC` reads them back.
+/// Converts an error to the status code that containerd's `errdefs.FromGRPC` maps back to
+/// its error kind.
 fn status(error: Error) -> Status {
     let code = match &error {
         Error::NotFound(_) => Code::NotFound,

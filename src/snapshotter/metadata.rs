@@ -30,7 +30,7 @@ const OWNED_LAYERS: TableDefinition<&str, u64> = TableDefinition::new("owned_lay
 
 const NEXT_ID: &str = "next_id";
 
-/// The kinds of snapshot containerd knows.
+/// The snapshot kinds of containerd's snapshots API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -52,7 +52,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// What the `snapshots` table holds for one key.
+/// The value of one key in the `snapshots` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotRecord {
     /// Number of the snapshot's directory under `snapshots/`.

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! <store root>/snapshots/
-//! ├── metadata.redb           every snapshot: kind, parent, labels, times, usage (`metadata`)
+//! ├── metadata.redb           snapshot records: kind, parent, labels, times (`metadata`)
 //! └── <id>/                   one directory per snapshot, numbered from 1
 //!     ├── fs/                 active: the upper directory; committed: the layer itself, or a
 //!     │                       symlink to the store layer (`../../layers/sha256/<hex>/diff`)

@@ -2,10 +2,11 @@
 //!
 //! containerd performs these mounts itself (the unpacker, the shim for a container's root
 //! filesystem), so it receives options, never a mounted directory. `mount(2)` copies at most
-//! one page of options. containerd handles longer overlay options itself (its
-//! `mount.Mount.Mount` on Linux, since 1.2): when they come within 512 bytes of a page, it
-//! takes the longest common prefix of the `lowerdir` paths, cuts it back to a directory,
-//! changes into that directory and passes the lower directories relative to it. Every lower
+//! one page of options, and containerd handles longer overlay options itself
+//! (`compactLowerdirOption` in its `mount/mount_linux.go`, read in 1.6). When the options come
+//! within 512 bytes of a page, it takes the longest common prefix of the `lowerdir` paths and
+//! cuts it back to a directory. Then it changes into that directory and passes the lower
+//! directories relative to it. Every lower
 //! directory here is `<root>/snapshots/<id>/fs`, also for layers that live in the store (a
 //! symlink there), so the relative form is `<id>/fs`, 5 to 10 bytes a layer: several
 //! hundred layers fit in one page (overlayfs itself stops at 500). The upper and work
@@ -23,8 +24,8 @@ pub struct Mount {
     pub options: Vec<String>,
 }
 
-/// How snapshots with parents are mounted (the `driver` key of the `[snapshotter]` config
-/// section).
+/// The mount type for snapshots with parents: the `driver` key of the `[snapshotter]` config
+/// section.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountDriver {

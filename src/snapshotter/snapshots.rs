@@ -17,9 +17,9 @@
 //! unpacker then looks the committed snapshot up with List and skips the layer.
 //!
 //! Every change runs in one metadata write transaction, and the directory work for it happens
-//! while the transaction is open, so concurrent calls are serialized and none sees another
-//! half done. A crash before the commit of a transaction leaves at most a directory that no
-//! record names; `cleanup`, which also runs at start-up, removes it.
+//! while the transaction is open. So concurrent calls are serialized, and no call reads the
+//! state of another that is half done. A crash before the commit of a transaction leaves at
+//! most a directory that no record names; `cleanup`, which also runs at start-up, removes it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -142,8 +142,8 @@ impl Snapshotter {
 
     /// Finds the committed snapshot of a chain on `parent`, or else commits the store's layer
     /// of that chain as a new snapshot named `layerfs:<id>:<chain ID>`. The name holds a
-    /// colon, which containerd's namespace names cannot, so it never collides with a key
-    /// containerd sends.
+    /// colon, which containerd's namespace names cannot contain, so it never collides with a key
+    /// that containerd sends.
     fn find_layer(
         &self,
         txn: &Writer,
@@ -164,7 +164,8 @@ impl Snapshotter {
         }
         let layer = self.store.read_layer_record(shared.chain_id)?;
         if layer.parent.as_ref() != shared.parent_layer {
-            warn!(chain_id = %shared.chain_id, "store layer has another parent than the snapshot's; unpacking it again");
+            let chain_id = shared.chain_id;
+            warn!(%chain_id, "store layer has another parent than the snapshot; not sharing it");
             return Ok(None);
         }
 
@@ -309,8 +310,9 @@ impl Snapshotter {
         Ok(record.info(key))
     }
 
-    /// Changes the labels of `name` as `paths` say: none or `labels` replaces them all,
-    /// `labels.<key>` sets one (an empty value removes it). Other fields cannot change.
+    /// Changes the labels of `name` as the field `paths` select: none or `labels` replaces
+    /// them all, `labels.<key>` sets one (an empty value removes it). Other fields cannot
+    /// change.
     pub fn update(&self, name: &str, labels: Labels, paths: &[String]) -> Result<SnapshotInfo> {
         debug!(name, ?paths, "updating snapshot");
         let txn = self.metadata.write()?;
@@ -324,7 +326,7 @@ impl Snapshotter {
         Ok(record.info(name))
     }
 
-    /// Every snapshot that matches any of `filters` (all of them if there are none).
+    /// Lists every snapshot that matches any of `filters` (all of them if there are none).
     pub fn list(&self, filters: &[String]) -> Result<Vec<SnapshotInfo>> {
         let filter = Filter::parse_all(filters)?;
         let records = self.metadata.read()?.all()?;
@@ -347,7 +349,7 @@ impl Snapshotter {
         }
     }
 
-    /// The mounts of an active or view snapshot, as Prepare or View returned them.
+    /// Returns the mounts of an active or view snapshot, as Prepare or View returned them.
     pub fn mounts(&self, key: &str) -> Result<Vec<Mount>> {
         let reader = self.metadata.read()?;
         let record = reader
@@ -439,18 +441,18 @@ impl Snapshotter {
         self.snapshot_dir(id).join("work")
     }
 
-    /// The store this snapshotter serves, for tests and the CLI.
+    /// Returns the store that this snapshotter serves.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
-    /// Where the snapshot directories are.
+    /// Returns the directory that contains the snapshot directories.
     pub fn snapshots_dir(&self) -> &Path {
         &self.dir
     }
 }
 
-/// A chain that a Prepare call asks to unpack, and where.
+/// The chain that a Prepare call requests to unpack, and its place.
 struct SharedLayer<'a> {
     chain_id: &'a ChainId,
     parent: Option<&'a str>,
@@ -467,16 +469,17 @@ fn committed(records: &impl Records, name: &str) -> Result<SnapshotRecord> {
     Ok(record)
 }
 
-/// The chain ID in a snapshot's `containerd.io/snapshot.ref` label, if it is a sha256 digest
-/// (the only algorithm the store keeps).
+/// Reads the chain ID in a snapshot's `containerd.io/snapshot.ref` label, if it is a sha256
+/// digest (the only algorithm the store keeps).
 fn reference(labels: &Labels) -> Option<ChainId> {
     let digest: Digest = labels.get(REFERENCE_LABEL)?.parse().ok()?;
     Some(ChainId::from_digest(digest))
 }
 
-/// The chain ID that names a committed image layer. containerd commits every layer it
-/// unpacks under its chain ID, so the name arrives as `<namespace>/<sequence>/<chain ID>`;
-/// `ctr images pull` (containerd 1.6) does not set the `containerd.io/snapshot.ref` label.
+/// Reads the chain ID that names a committed image layer. containerd commits every layer it
+/// unpacks under its chain ID, so the name arrives as `<namespace>/<sequence>/<chain ID>`.
+/// This matters because `ctr images pull` (containerd 1.6) sets no `containerd.io/snapshot.ref`
+/// label.
 fn chain_id_in_name(name: &str) -> Option<ChainId> {
     let mut parts = name.splitn(3, '/');
     let (_namespace, _sequence, key) = (parts.next()?, parts.next()?, parts.next()?);
@@ -491,7 +494,7 @@ fn check_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// The labels after an Update with field `paths`, following containerd's own snapshotters.
+/// Computes the labels after an Update with field `paths`, as containerd's own snapshotters do.
 fn updated_labels(mut current: Labels, mut requested: Labels, paths: &[String]) -> Result<Labels> {
     if paths.is_empty() {
         requested.retain(|_, value| !value.is_empty());

@@ -2,7 +2,7 @@
 //! snapshotter, driven with `ctr`.
 //!
 //! containerd gets its own root, state, sockets and config under the test's directory. Its
-//! runc shims put sockets under `/run/containerd`, whatever the config says, so containerd
+//! runc shims put sockets under `/run/containerd`, whatever the config sets, so containerd
 //! runs in a private mount namespace with a tmpfs on `/run`: nothing lands in the host's
 //! `/run/containerd`. `ctr` runs on the host and keeps its FIFOs in the test's directory.
 
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::Env;
 
-/// How long a starting daemon may take to answer; generous because CI machines are shared.
+/// The time a starting daemon may take to accept connections; generous because CI machines
+/// are shared.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Numbers container IDs, which must be unique per containerd namespace.
@@ -170,7 +171,7 @@ disabled_plugins = [{disabled}]
         });
     }
 
-    /// A `ctr` command in namespace `namespace`.
+    /// Runs `ctr ARGS` in namespace `namespace` and returns its output.
     pub fn ctr_in(&self, namespace: &str, args: &[&str]) -> Output {
         Command::new("ctr")
             .arg("--address")
@@ -227,7 +228,7 @@ disabled_plugins = [{disabled}]
         self.ctr_ok(namespace, &args)
     }
 
-    /// The keys of `ctr snapshots ls` for the layerfs snapshotter, with kind and parent.
+    /// Lists `ctr snapshots ls` of the layerfs snapshotter as (key, parent, kind).
     pub fn snapshots(&self, namespace: &str) -> Vec<(String, String, String)> {
         let output = self.ctr_ok(namespace, &["snapshots", "--snapshotter", "layerfs", "ls"]);
         output
@@ -248,12 +249,12 @@ disabled_plugins = [{disabled}]
         fs::read_to_string(self.dir.join("containerd.log")).unwrap()
     }
 
-    /// How many layers containerd has unpacked (its diff service logs each).
+    /// Counts the layers containerd has unpacked (its diff service logs each at debug level).
     pub fn layers_applied(&self) -> usize {
         self.log().matches("diff applied").count()
     }
 
-    /// The snapshot directories of the store: `snapshots/` without the metadata file.
+    /// Lists the snapshot directories of the store: `snapshots/` without the metadata file.
     pub fn snapshot_dirs(&self) -> Vec<String> {
         dir_names(&self.store_root.join("snapshots"))
             .into_iter()

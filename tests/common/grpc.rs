@@ -8,7 +8,7 @@ use containerd_snapshots::api::snapshots::v1::snapshots_client::SnapshotsClient;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// A channel to the gRPC server on the unix socket `path`.
+/// Connects to the gRPC server on the unix socket `path`.
 pub async fn connect(path: &Path) -> Channel {
     let path: PathBuf = path.to_path_buf();
     // The URI is required by the API but unused: the connector ignores it.

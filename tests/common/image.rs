@@ -45,7 +45,7 @@ fn write_blob(layout: &Path, media_type: &str, bytes: &[u8]) -> Value {
     json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
 }
 
-/// An uncompressed layer holding the file `layers/<name>` with `<name>\n` in it.
+/// Builds an uncompressed layer that contains the file `layers/<name>` with `<name>\n` in it.
 fn file_layer(name: &str) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut dir = tar::Header::new_gnu();
