@@ -3,8 +3,13 @@
 //!
 //! Needs root and the fixture registry: `fixtures/registry start DIR`, export the line it
 //! prints, then `cargo bench --bench snapshotter`. `LAYERFS_BENCH_ROUNDS` sets the rounds
-//! (default 5). The content is fetched once before timing, so the pulls measure containerd's
-//! unpack path (content store → snapshotter), not the network.
+//! (default 5).
+//!
+//! 1. `ctr images pull` in one containerd: the content is fetched once before timing, so the
+//!    pulls measure containerd's unpack path (content store → snapshotter), not the network.
+//! 2. A pull through the CRI plugin, as the kubelet makes it, from the loopback registry:
+//!    containerd with `snapshotter = "overlayfs"` beside containerd with `"layerfs"` on a store
+//!    where `layerfs pull` fetched the images before, so it shares their layers.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,14 +26,20 @@ fn main() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(5);
-    let env = Env::new();
-    let containerd = Containerd::start(&env, Setup::default());
     let images = [
         direct("library/alpine:3.20"),
         direct("layerfs-fixtures/whiteouts:latest"),
         direct("library/busybox:latest"),
     ];
-    for image in &images {
+    println!("containerd 1.6, {rounds} rounds, medians (alpine 3.20 + whiteouts + busybox)");
+    bench_ctr(rounds, &images);
+    bench_cri(rounds, &images);
+}
+
+fn bench_ctr(rounds: usize, images: &[String]) {
+    let env = Env::new();
+    let containerd = Containerd::start(&env, Setup::default());
+    for image in images {
         containerd.ctr_ok("warm", &["content", "fetch", "--plain-http", image]);
     }
 
@@ -41,7 +52,7 @@ fn main() {
             let snapshotter = SNAPSHOTTERS[index];
             let namespace = format!("bench-{round}-{snapshotter}");
             let start = Instant::now();
-            for image in &images {
+            for image in images {
                 let args = [
                     "images",
                     "pull",
@@ -65,9 +76,38 @@ fn main() {
         }
     }
 
-    println!("containerd 1.6, {rounds} rounds, medians (alpine 3.20 + whiteouts + busybox)");
-    report("pull + unpack, 3 images", &pulls);
+    report("ctr pull + unpack, 3 images", &pulls);
     report("ctr run --rm busybox true", &starts);
+}
+
+fn bench_cri(rounds: usize, images: &[String]) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut pulls: [Vec<Duration>; 2] = Default::default();
+    for (index, snapshotter) in SNAPSHOTTERS.into_iter().enumerate() {
+        let env = Env::new();
+        for image in images {
+            env.ok(&["pull", image]);
+        }
+        let containerd = Containerd::start(
+            &env,
+            Setup {
+                cri: Some(snapshotter),
+            },
+        );
+        for _ in 0..rounds {
+            let start = Instant::now();
+            for image in images {
+                runtime.block_on(common::grpc::cri_pull(&containerd.socket, image));
+            }
+            pulls[index].push(start.elapsed());
+
+            let listed = containerd.ctr_ok("k8s.io", &["images", "ls", "--quiet"]);
+            let mut args = vec!["images", "rm", "--sync"];
+            args.extend(listed.lines());
+            containerd.ctr_ok("k8s.io", &args);
+        }
+    }
+    report("CRI pull, 3 images", &pulls);
 }
 
 fn report(what: &str, samples: &[Vec<Duration>; 2]) {

@@ -126,7 +126,12 @@ fn cri_pull_reuses_layerfs_layers() {
     env.ok(&["pull", &whiteouts]);
     let store_before = env.store_listing();
 
-    let containerd = Containerd::start(&env, Setup { cri: true });
+    let containerd = Containerd::start(
+        &env,
+        Setup {
+            cri: Some("layerfs"),
+        },
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for image in [&busybox, &whiteouts] {
         runtime.block_on(common::grpc::cri_pull(&containerd.socket, image));

@@ -35,9 +35,9 @@ pub struct Containerd {
 /// Options beyond the defaults.
 #[derive(Default)]
 pub struct Setup {
-    /// Enable the CRI plugin with `snapshotter = "layerfs"`, as on a Kubernetes node, and the
-    /// fixture registry as a plain-HTTP mirror of itself.
-    pub cri: bool,
+    /// Enable the CRI plugin with this snapshotter (`layerfs` as on a Kubernetes node that
+    /// uses layerfs), and the fixture registry as a plain-HTTP mirror of itself.
+    pub cri: Option<&'static str>,
 }
 
 impl Containerd {
@@ -73,7 +73,7 @@ impl Containerd {
             "io.containerd.snapshotter.v1.devmapper",
             "io.containerd.tracing.processor.v1.otlp",
         ];
-        if !setup.cri {
+        if setup.cri.is_none() {
             disabled.push("io.containerd.grpc.v1.cri");
         }
         let disabled: Vec<String> = disabled.iter().map(|p| format!("{p:?}")).collect();
@@ -99,7 +99,7 @@ disabled_plugins = [{disabled}]
 "#,
             disabled = disabled.join(", "),
         );
-        if setup.cri {
+        if let Some(snapshotter) = setup.cri {
             let registry = super::registry();
             text.push_str(&format!(
                 r#"
@@ -107,7 +107,7 @@ disabled_plugins = [{disabled}]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "layerfs"
+    snapshotter = "{snapshotter}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{dir}/cni/bin"
     conf_dir = "{dir}/cni/net.d"
