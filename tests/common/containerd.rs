@@ -189,6 +189,11 @@ disabled_plugins = [{disabled}]
 
     pub fn ctr_ok(&self, namespace: &str, args: &[&str]) -> String {
         let output = self.ctr_in(namespace, args);
+        self.check(args, output)
+    }
+
+    /// Asserts that `ctr ARGS` succeeded and returns its stdout.
+    fn check(&self, args: &[&str], output: Output) -> String {
         assert!(
             output.status.success(),
             "ctr {args:?} failed with {}\nstdout: {}\nstderr: {}\nlogs in {}",
@@ -205,6 +210,9 @@ disabled_plugins = [{disabled}]
         self.run_with(namespace, "layerfs", image, command)
     }
 
+    /// `ctr run --rm` with `snapshotter`. The container's cgroup goes under a parent of its own,
+    /// which is removed afterwards, because runc removes only the container's cgroup and
+    /// containerd's default parent is the namespace's, which would stay behind on the host.
     pub fn run_with(
         &self,
         namespace: &str,
@@ -213,10 +221,15 @@ disabled_plugins = [{disabled}]
         command: &[&str],
     ) -> String {
         let fifo = self.dir.join("fifo");
-        let id = format!("c{}", CONTAINERS.fetch_add(1, Ordering::Relaxed));
+        let number = CONTAINERS.fetch_add(1, Ordering::Relaxed);
+        let id = format!("c{number}");
+        let parent = format!("layerfs-test-{}-{number}", std::process::id());
+        let cgroup = format!("/{parent}/{id}");
         let mut args = vec![
             "run",
             "--rm",
+            "--cgroup",
+            &cgroup,
             "--snapshotter",
             snapshotter,
             "--fifo-dir",
@@ -225,7 +238,9 @@ disabled_plugins = [{disabled}]
             &id,
         ];
         args.extend_from_slice(command);
-        self.ctr_ok(namespace, &args)
+        let output = self.ctr_in(namespace, &args);
+        remove_cgroup(&parent);
+        self.check(&args, output)
     }
 
     /// Lists `ctr snapshots ls` of the layerfs snapshotter as (key, parent, kind).
@@ -276,6 +291,17 @@ pub fn dir_names(dir: &Path) -> Vec<String> {
     };
     names.sort();
     names
+}
+
+/// Removes the cgroup `parent` from every hierarchy under /sys/fs/cgroup. A hierarchy where
+/// it does not exist, or is not empty, is left alone.
+fn remove_cgroup(parent: &str) {
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for hierarchy in hierarchies.flatten() {
+        let _ = fs::remove_dir(hierarchy.path().join(parent));
+    }
 }
 
 fn terminate(mut child: Child) {
