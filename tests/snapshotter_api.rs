@@ -310,3 +310,19 @@ fn api_concurrent_calls_survive_crash() {
     let dirs = common::containerd::dir_names(&env.root.join("snapshots"));
     assert_eq!(dirs.len(), 2 * CHAINS + 1, "{dirs:?}");
 }
+
+#[test]
+fn fuse_driver_config_fails_clearly() {
+    let env = Env::new();
+    let mut config = std::fs::read_to_string(&env.config).unwrap();
+    config.push_str("\n[snapshotter]\ndriver = \"fuse\"\n");
+    std::fs::write(&env.config, config).unwrap();
+    let socket = env.path("layerfs.sock");
+    let stderr = env.fails(&["snapshotter", "--address", socket.to_str().unwrap()]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("FUSE mount driver is not available"),
+        "{stderr}"
+    );
+    assert!(!socket.exists());
+}

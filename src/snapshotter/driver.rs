@@ -56,3 +56,28 @@ fn overlay_works(store: &Store) -> Result<bool> {
     remove_tree(&dir)?;
     Ok(works)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_driver_picks_overlay_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            resolve(&store, MountDriver::Auto).unwrap(),
+            MountDriver::Overlay
+        );
+        let leftovers = fs::read_dir(store.tmp_dir()).unwrap().count();
+        assert_eq!(leftovers, 0, "the probe left entries in tmp/");
+    }
+
+    #[test]
+    fn fuse_driver_reports_missing_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let error = resolve(&store, MountDriver::Fuse).unwrap_err();
+        assert!(matches!(error, Error::FuseUnavailable), "{error}");
+    }
+}
