@@ -24,6 +24,21 @@
 //! containerd commits a layer that carries the label, its tree moves into the store's
 //! `layers/` directory, where `layerfs pull` finds it and `layerfs mount` and `run` use it.
 //! See `snapshots` for the lifecycle and `layers` for the store side.
+//!
+//! # containerd configuration
+//!
+//! ```toml
+//! version = 2
+//!
+//! [proxy_plugins]
+//!   [proxy_plugins.layerfs]
+//!     type = "snapshot"
+//!     address = "/run/layerfs/snapshotter.sock"   # `layerfs snapshotter --address`
+//!
+//! # Kubernetes nodes: the CRI plugin pulls and runs pods' images through layerfs.
+//! [plugins."io.containerd.grpc.v1.cri".containerd]
+//!   snapshotter = "layerfs"
+//! ```
 
 mod driver;
 mod filter;
