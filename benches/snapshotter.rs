@@ -1,9 +1,9 @@
 //! containerd pulling, unpacking and starting images with the layerfs snapshotter, beside
-//! containerd's own overlayfs snapshotter, in one containerd, reported as ratios.
+//! containerd's own overlayfs snapshotter: the median wall time of each, with its ratio to
+//! layerfs's.
 //!
-//! Needs root and the fixture registry: `fixtures/registry start DIR`, export the line it
-//! prints, then `cargo bench --bench snapshotter`. `LAYERFS_BENCH_ROUNDS` sets the rounds
-//! (default 5).
+//! Run as root: `cargo bench --bench snapshotter`. It starts a fixture registry unless
+//! `LAYERFS_TEST_REGISTRY` names one; `LAYERFS_BENCH_RUNS` sets the runs (default 5).
 //!
 //! 1. `ctr images pull` in one containerd: the content is fetched once before timing, so the
 //!    pulls measure containerd's unpack path (content store → snapshotter), not the network.
@@ -22,7 +22,8 @@ use common::{direct, Env};
 const SNAPSHOTTERS: [&str; 2] = ["overlayfs", "layerfs"];
 
 fn main() {
-    let rounds: usize = std::env::var("LAYERFS_BENCH_ROUNDS")
+    let _registry = FixtureRegistry::start_unless_running();
+    let rounds: usize = std::env::var("LAYERFS_BENCH_RUNS")
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(5);
@@ -31,7 +32,7 @@ fn main() {
         direct("layerfs-fixtures/whiteouts:latest"),
         direct("library/busybox:latest"),
     ];
-    println!("containerd 1.6, {rounds} rounds, medians (alpine 3.20 + whiteouts + busybox)");
+    println!("containerd 1.6, alpine 3.20 + whiteouts + busybox, median of {rounds} runs (lower is better)");
     bench_ctr(rounds, &images);
     bench_cri(rounds, &images);
 }
@@ -110,19 +111,68 @@ fn bench_cri(rounds: usize, images: &[String]) {
     report("CRI pull, 3 images", &pulls);
 }
 
+/// Prints each snapshotter's median, in the order of `SNAPSHOTTERS`, and its ratio to
+/// layerfs's.
 fn report(what: &str, samples: &[Vec<Duration>; 2]) {
-    let overlay = median(&samples[0]);
-    let layerfs = median(&samples[1]);
-    let ratio = layerfs.as_secs_f64() / overlay.as_secs_f64();
-    println!(
-        "{what:<28} overlayfs {:>8.1} ms  layerfs {:>8.1} ms  layerfs/overlayfs {ratio:.2}",
-        overlay.as_secs_f64() * 1e3,
-        layerfs.as_secs_f64() * 1e3,
-    );
+    println!("\n{what}");
+    let layerfs = median(&samples[1]).as_secs_f64();
+    for (name, times) in SNAPSHOTTERS.iter().zip(samples).rev() {
+        let seconds = median(times).as_secs_f64();
+        let ratio = seconds / layerfs;
+        println!(
+            "  {name:<10} {:>8.1} ms   {ratio:>5.2}x layerfs",
+            seconds * 1e3
+        );
+    }
 }
 
 fn median(samples: &[Duration]) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
     sorted[sorted.len() / 2]
+}
+
+/// A fixture registry that this benchmark started, stopped on drop.
+struct FixtureRegistry {
+    dir: tempfile::TempDir,
+}
+
+impl FixtureRegistry {
+    /// Starts `fixtures/registry` and exports its address, unless `LAYERFS_TEST_REGISTRY` is set.
+    fn start_unless_running() -> Option<FixtureRegistry> {
+        if std::env::var_os("LAYERFS_TEST_REGISTRY").is_some() {
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("layerfs-bench-registry-")
+            .tempdir()
+            .unwrap();
+        let output = std::process::Command::new(registry_script())
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let Some(address) = stdout.trim().strip_prefix("LAYERFS_TEST_REGISTRY=") else {
+            panic!(
+                "fixtures/registry start failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        std::env::set_var("LAYERFS_TEST_REGISTRY", address);
+        Some(FixtureRegistry { dir })
+    }
+}
+
+impl Drop for FixtureRegistry {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(registry_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn registry_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry")
 }
