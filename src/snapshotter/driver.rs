@@ -25,9 +25,9 @@ pub fn resolve(store: &Store, driver: MountDriver) -> Result<MountDriver> {
     }
 }
 
-/// Mounts a one-layer writable overlay under the store's `tmp/` and unmounts it again: the
-/// upper directory lives on the store's file system, and overlayfs rejects some file systems
-/// as upper (no `d_type`, no trusted xattrs, overlayfs itself) and some hosts lack it.
+/// Mounts a one-layer writable overlay under the store's `tmp/` and unmounts it again. The
+/// upper directory lives on the store's file system, which overlayfs rejects as upper on some
+/// hosts (no `d_type`, no trusted xattrs, overlayfs itself), and some kernels lack overlayfs.
 fn overlay_works(store: &Store) -> Result<bool> {
     let dir = store.tmp_dir().join(format!("probe-{}", random_id(16)));
     let upper = UpperDirs {
