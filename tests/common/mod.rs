@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
+pub mod grpc;
+pub mod image;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
