@@ -5,12 +5,18 @@
 //! [registry."docker.io"]
 //! mirrors = ["http://127.0.0.1:5000"]     # tried in order before the registry itself
 //! server = "https://registry-1.docker.io" # the registry's own endpoint (this is the default)
+//!
+//! [network]
+//! connect_timeout_seconds = 15            # to establish a connection to a registry
+//! read_timeout_seconds = 60               # longest silence in the middle of a response
 //! ```
 
 use std::fs;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use layerfs_registry::HostsConfig;
+use layerfs_registry::{HostsConfig, Timeouts};
 use serde::Deserialize;
 
 pub const DEFAULT_PATH: &str = "/etc/layerfs/config.toml";
@@ -21,6 +27,39 @@ pub struct Config {
     /// Mirrors and endpoints per registry host.
     #[serde(default)]
     pub registry: HostsConfig,
+    /// Timeouts for every registry.
+    #[serde(default)]
+    pub network: Network,
+}
+
+/// The `[network]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    pub connect_timeout_seconds: NonZeroU64,
+    pub read_timeout_seconds: NonZeroU64,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        let defaults = Timeouts::default();
+        let seconds = |duration: Duration| {
+            NonZeroU64::new(duration.as_secs()).expect("default timeouts are whole seconds")
+        };
+        Network {
+            connect_timeout_seconds: seconds(defaults.connect),
+            read_timeout_seconds: seconds(defaults.read),
+        }
+    }
+}
+
+impl Network {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.connect_timeout_seconds.get()),
+            read: Duration::from_secs(self.read_timeout_seconds.get()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +140,27 @@ mod tests {
 
         let error = Config::parse("[unknown]\n").unwrap_err();
         assert!(error.contains("unknown"), "{error}");
+    }
+
+    #[test]
+    fn config_sets_timeouts() {
+        let text = "[network]\nread_timeout_seconds = 2\n";
+        let timeouts = Config::parse(text).unwrap().network.timeouts();
+        assert_eq!(timeouts.read, Duration::from_secs(2));
+        assert_eq!(timeouts.connect, Timeouts::default().connect);
+    }
+
+    #[test]
+    fn config_defaults_timeouts() {
+        let timeouts = Config::parse("").unwrap().network.timeouts();
+        assert_eq!(timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn config_rejects_zero_timeout() {
+        let error = Config::parse("[network]\nread_timeout_seconds = 0\n").unwrap_err();
+        assert!(error.starts_with("line 2:"), "{error}");
+        assert!(error.contains("nonzero"), "{error}");
     }
 
     #[test]
