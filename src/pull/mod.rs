@@ -87,6 +87,9 @@ pub enum Error {
 
     #[error("{what} is larger than {limit} bytes")]
     TooLarge { what: String, limit: u64 },
+
+    #[error("{what} is longer than the {size} bytes its descriptor gives")]
+    Oversized { what: String, size: u64 },
 }
 
 /// Manifests and configs are small; a larger one is refused rather than read into memory.

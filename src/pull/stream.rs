@@ -12,7 +12,8 @@ use layerfs_registry::{Compression, Sha256Writer};
 use tokio::sync::mpsc;
 
 use super::{Error, LayerJob, Result};
-use crate::store::{StagedBlob, StagedLayer, Store};
+use crate::fs_error::FsError;
+use crate::store::{self, StagedBlob, StagedLayer, Store};
 use crate::unpack::{self, Summary};
 
 /// Chunks in flight between the network task and the unpacking thread.
@@ -76,6 +77,9 @@ struct CompressedTee<'a, R> {
     inner: R,
     hasher: Sha256Writer,
     blob: Option<&'a mut StagedBlob>,
+    /// Why writing the blob failed. The decoder and the tar reader only pass on the message,
+    /// so the error with its path is kept here.
+    write_failure: Option<FsError>,
     limit: u64,
     bar: &'a ProgressBar,
 }
@@ -96,7 +100,11 @@ impl<R: Read> Read for CompressedTee<'_, R> {
         let bytes = &buffer[..count];
         self.hasher.update(bytes);
         if let Some(blob) = self.blob.as_mut() {
-            io::Write::write_all(blob, bytes)?;
+            if let Err(error) = io::Write::write_all(blob, bytes) {
+                let message = error.to_string();
+                self.write_failure = Some(FsError::new("writing blob", blob.path(), error));
+                return Err(io::Error::other(message));
+            }
         }
         self.bar.inc(count as u64);
         Ok(count)
@@ -144,6 +152,7 @@ pub fn unpack_layer(
         inner: input,
         hasher: Sha256Writer::new(),
         blob: blob.as_mut(),
+        write_failure: None,
         limit: job.descriptor.size,
         bar,
     };
@@ -153,10 +162,17 @@ pub fn unpack_layer(
     // covers the whole blob, and so that a corrupt blob is reported as a digest mismatch
     // rather than as whatever the decoder made of it.
     let drained = io::copy(&mut tee, &mut io::sink());
+    if let Some(error) = tee.write_failure.take() {
+        // A local failure, a full disk say, explains whatever the rest of the pipeline saw.
+        return Err(store::Error::from(error).into());
+    }
     let (digest, size) = tee.hasher.clone().finish();
     if let Err(error) = &drained {
         if error.get_ref().is_some_and(|inner| inner.is::<Oversized>()) {
-            return Err(job.size_mismatch(size + 1));
+            return Err(Error::Oversized {
+                what: job.what(),
+                size,
+            });
         }
     }
     let verified = job.verify_blob(&digest, size);
