@@ -238,9 +238,9 @@ impl Client {
         })
     }
 
-    /// Sends a GET for `path` to `source`'s endpoint with its pull token, and follows
-    /// redirects itself, so that the token only ever goes to that endpoint, never to a storage
-    /// host that a redirect names, and so that a failure names the host that failed.
+    /// Sends a GET for `path` to `source`'s endpoint with its pull token. A 401 to a request
+    /// that carried a token is retried once with a new token, because tokens expire (after the
+    /// `expires_in` of the token response) and a long pull can outlive the one it started with.
     async fn get(
         &self,
         source: &Source,
@@ -248,7 +248,30 @@ impl Client {
         accept: Option<&str>,
         what: &str,
     ) -> Result<reqwest::Response> {
-        let token = self.token(source).await?;
+        let token = self.token(source, None).await?;
+        let response = self
+            .send(source, path, accept, token.as_deref(), what)
+            .await?;
+        let Some(stale) = token.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
+            return Ok(response);
+        };
+        debug!(endpoint = %source.endpoint, %what, "token rejected, fetching a new one");
+        let token = self.token(source, Some(&stale)).await?;
+        self.send(source, path, accept, token.as_deref(), what)
+            .await
+    }
+
+    /// Sends one GET and follows redirects itself, so that the token only ever goes to the
+    /// endpoint, never to a storage host that a redirect names, and so that a failure names
+    /// the host that failed.
+    async fn send(
+        &self,
+        source: &Source,
+        path: &str,
+        accept: Option<&str>,
+        token: Option<&str>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
         let endpoint = &source.endpoint;
         let mut url =
             Url::parse(&format!("{endpoint}{path}")).map_err(|error| Error::InvalidEndpoint {
@@ -261,7 +284,7 @@ impl Client {
             if let Some(accept) = accept {
                 request = request.header(ACCEPT, accept);
             }
-            if let Some(token) = token.as_ref().filter(|_| url.origin() == origin) {
+            if let Some(token) = token.filter(|_| url.origin() == origin) {
                 request = request.bearer_auth(token);
             }
             let response = request.send().await.map_err(|error| {
@@ -290,12 +313,15 @@ impl Client {
     }
 
     /// Gets the anonymous pull token the registry requires, once per endpoint and repository,
-    /// through `oci-client`'s challenge handling.
-    async fn token(&self, source: &Source) -> Result<Option<String>> {
+    /// through `oci-client`'s challenge handling. A new one replaces `stale` unless another
+    /// task has replaced it already.
+    async fn token(&self, source: &Source, stale: Option<&str>) -> Result<Option<String>> {
         let key = (source.endpoint.clone(), source.repository.clone());
         let mut tokens = self.tokens.lock().await;
         if let Some(token) = tokens.get(&key) {
-            return Ok(token.clone());
+            if stale.is_none() || token.as_deref() != stale {
+                return Ok(token.clone());
+            }
         }
         let reference = spec_reference(source, "latest");
         let client = self.client_for(&source.endpoint);
