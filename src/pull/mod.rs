@@ -219,7 +219,12 @@ impl Puller {
         let mut bytes = Vec::with_capacity(descriptor.size as usize);
         while let Some(chunk) = blob.chunks.next().await {
             bytes.extend_from_slice(&chunk?);
-            check_metadata_size(&format!("blob {}", descriptor.digest), bytes.len())?;
+            if bytes.len() as u64 > descriptor.size {
+                return Err(Error::Oversized {
+                    what: format!("blob {}", descriptor.digest),
+                    size: descriptor.size,
+                });
+            }
         }
         let actual = Digest::of(&bytes);
         if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
