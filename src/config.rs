@@ -36,7 +36,9 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
+    /// Seconds to establish a connection to a registry, TLS handshake included.
     pub connect_timeout_seconds: NonZeroU64,
+    /// Seconds a registry may send nothing in the middle of a response before the pull fails.
     pub read_timeout_seconds: NonZeroU64,
 }
 

@@ -1,4 +1,4 @@
-//! Maps what a registry answered, or how the connection failed, to an [`Error`] that names
+//! Maps what a registry returned, or how the connection failed, to an [`Error`] that names
 //! what was being fetched and from where.
 
 use std::time::Duration;
@@ -97,7 +97,7 @@ pub(crate) fn transport_error(
     if error.is_connect() {
         let reason = innermost_message(error);
         return match url.and_then(|url| other_origin(url, endpoint)) {
-            // A redirect target or a token realm: the registry itself answered.
+            // A redirect target or a token realm failed, not the registry itself.
             Some(origin) => Error::Registry {
                 what: what.to_owned(),
                 endpoint: endpoint.clone(),

@@ -54,8 +54,8 @@ pub struct Client {
 pub struct Timeouts {
     /// Time to establish a connection, TLS handshake included.
     pub connect: Duration,
-    /// The longest silence in the middle of a response: a bound on the wait for the next
-    /// bytes, not on the whole transfer, so large layers on slow links still succeed.
+    /// The maximum time without data in the middle of a response. It bounds the wait for the
+    /// next bytes, not the whole transfer, so large layers on slow links still succeed.
     pub read: Duration,
 }
 

@@ -77,8 +77,8 @@ struct CompressedTee<'a, R> {
     inner: R,
     hasher: Sha256Writer,
     blob: Option<&'a mut StagedBlob>,
-    /// Why writing the blob failed. The decoder and the tar reader only pass on the message,
-    /// so the error with its path is kept here.
+    /// The error that made writing the blob fail. The decoder and the tar reader only pass on
+    /// its message, so the error with its path is kept here.
     write_failure: Option<FsError>,
     limit: u64,
     bar: &'a ProgressBar,
@@ -163,7 +163,7 @@ pub fn unpack_layer(
     // rather than as whatever the decoder made of it.
     let drained = io::copy(&mut tee, &mut io::sink());
     if let Some(error) = tee.write_failure.take() {
-        // A local failure, a full disk say, explains whatever the rest of the pipeline saw.
+        // A local failure such as a full disk explains whatever the rest of the pipeline reported.
         return Err(store::Error::from(error).into());
     }
     let (digest, size) = tee.hasher.clone().finish();
