@@ -342,10 +342,10 @@ fn stalled_blob_times_out() {
     setup.layer_fault(Fault::PauseAfter(1000, Gate::new()));
     setup
         .env
-        .write_config("[network]\nread_timeout_seconds = 1\n");
+        .write_config("[network]\nread_timeout_seconds = 2\n");
     let message = setup.failed_pull();
     let expected = format!(
-        "registry {} timed out serving blob {}: no data for 1 s",
+        "registry {} timed out serving blob {}: no data for 2 s",
         setup.registry.url(),
         setup.layer_digest()
     );
@@ -360,7 +360,7 @@ fn stalled_manifest_times_out() {
     setup.registry.set(&setup.manifest_path(), reply);
     setup
         .env
-        .write_config("[network]\nread_timeout_seconds = 1\n");
+        .write_config("[network]\nread_timeout_seconds = 2\n");
     let message = setup.failed_pull();
     let expected = format!(
         "registry {} timed out serving manifest {REPOSITORY}:latest",

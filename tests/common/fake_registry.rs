@@ -253,11 +253,13 @@ struct State {
     gates: Vec<Gate>,
 }
 
-/// The running server. Dropping it stops accepting connections and opens every gate.
+/// The running server. Dropping it closes the listening socket, so that new connections are
+/// refused, and opens every gate.
 pub struct FakeRegistry {
     address: SocketAddr,
     state: Arc<Mutex<State>>,
     stopping: Arc<AtomicBool>,
+    accepting: Option<thread::JoinHandle<()>>,
 }
 
 impl FakeRegistry {
@@ -279,7 +281,7 @@ impl FakeRegistry {
         }));
         let stopping = Arc::new(AtomicBool::new(false));
         let (accept_state, accept_stopping) = (state.clone(), stopping.clone());
-        thread::spawn(move || {
+        let accepting = thread::spawn(move || {
             for stream in listener.incoming() {
                 if accept_stopping.load(Ordering::SeqCst) {
                     break;
@@ -293,6 +295,7 @@ impl FakeRegistry {
             address,
             state,
             stopping,
+            accepting: Some(accepting),
         };
         registry.set("/v2/", Reply::ok("application/json", b"{}"));
         registry
@@ -374,8 +377,12 @@ impl Drop for FakeRegistry {
         for gate in gates {
             gate.open();
         }
-        // Wakes the accept loop so that it reads `stopping`.
+        // Wakes the accept loop so that it reads `stopping`, and waits until the listener is
+        // closed.
         let _ = TcpStream::connect(self.address);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
     }
 }
 
@@ -441,9 +448,13 @@ fn write_reply(writer: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    match reply.fault {
-        Fault::Endless => head.push_str("Connection: close\r\n"),
-        _ => head.push_str(&format!("Content-Length: {}\r\n", reply.body.len())),
+    if !matches!(reply.fault, Fault::Endless) {
+        head.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    // The connection ends with a faulty reply. Saying so keeps the client from reusing it for
+    // its next request, which would then fail for a reason the test did not set up.
+    if !matches!(reply.fault, Fault::None) {
+        head.push_str("Connection: close\r\n");
     }
     head.push_str("\r\n");
     writer.write_all(head.as_bytes())?;
