@@ -369,6 +369,38 @@ fn stalled_manifest_times_out() {
     assert!(message.contains(&expected), "{message}");
 }
 
+#[test]
+fn failed_layer_cancels_stalled_layer() {
+    let lower = Layer::tar(&[("lower", b"lower\n".as_slice())]);
+    let upper = Layer::tar(&[("upper", b"upper\n".as_slice())]);
+    let image = Image::new(vec![lower.clone(), upper.clone()]);
+    let registry = FakeRegistry::start();
+    registry.serve_image(REPOSITORY, "latest", &image);
+    // The lower layer stalls until the test ends, and the upper one has wrong bytes.
+    let stalled = Reply::blob(&lower.blob).with_fault(Fault::PauseAfter(100, Gate::new()));
+    registry.set(
+        &FakeRegistry::blob_path(REPOSITORY, &lower.digest()),
+        stalled,
+    );
+    let mut wrong = upper.blob.clone();
+    wrong[600] ^= 0xff;
+    registry.set(
+        &FakeRegistry::blob_path(REPOSITORY, &upper.digest()),
+        Reply::blob(&wrong),
+    );
+
+    let env = Env::new();
+    let reference = format!("{}/{REPOSITORY}:latest", registry.host());
+    let message = failed_pull(&env, &reference);
+    let expected = format!(
+        "layer {} has digest {}, expected {}",
+        upper.digest(),
+        sha256(&wrong),
+        upper.digest()
+    );
+    assert!(message.contains(&expected), "{message}");
+}
+
 /// Sets up a registry that requires a token and redirects the layer to a storage host on
 /// another loopback address, as registries backed by object storage do.
 fn redirect_to_storage(setup: &Setup, storage: &FakeRegistry) -> String {

@@ -3,13 +3,12 @@
 //! thread; memory use is a bounded channel of chunks whatever the layer size.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use indicatif::ProgressBar;
 use layerfs_registry::{Compression, Sha256Writer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Error, LayerJob, Result};
 use crate::fs_error::FsError;
@@ -25,13 +24,13 @@ pub struct ChannelReader {
     receiver: mpsc::Receiver<Result<Bytes, layerfs_registry::Error>>,
     current: Bytes,
     failure: Arc<Mutex<Option<layerfs_registry::Error>>>,
-    cancelled: Arc<AtomicBool>,
+    cancelled: watch::Receiver<bool>,
 }
 
 impl ChannelReader {
     pub fn new(
         receiver: mpsc::Receiver<Result<Bytes, layerfs_registry::Error>>,
-        cancelled: Arc<AtomicBool>,
+        cancelled: watch::Receiver<bool>,
     ) -> ChannelReader {
         ChannelReader {
             receiver,
@@ -49,10 +48,12 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            if self.cancelled.load(Ordering::Relaxed) {
-                return Err(io::Error::other("cancelled because another layer failed"));
+            if *self.cancelled.borrow() {
+                return Err(io::Error::other(Error::Cancelled));
             }
             match self.receiver.blocking_recv() {
+                // The feeder also closes the channel when the pull is cancelled.
+                None if *self.cancelled.borrow() => return Err(io::Error::other(Error::Cancelled)),
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.current = chunk,
                 Some(Err(error)) => {
