@@ -9,6 +9,11 @@
 //! [network]
 //! connect_timeout_seconds = 15            # to establish a connection to a registry
 //! read_timeout_seconds = 60               # longest silence in the middle of a response
+//!
+//! [snapshotter]
+//! driver = "overlay"   # how `layerfs snapshotter` mounts snapshots: "overlay" (kernel
+//!                      # overlayfs, the default), "fuse" (layerfs's FUSE driver), or "auto"
+//!                      # (overlayfs if a test mount in the store works, else FUSE)
 //! ```
 
 use std::fs;
@@ -19,6 +24,8 @@ use std::time::Duration;
 use layerfs_registry::{HostsConfig, Timeouts};
 use serde::Deserialize;
 
+use crate::snapshotter::MountDriver;
+
 pub const DEFAULT_PATH: &str = "/etc/layerfs/config.toml";
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -27,9 +34,14 @@ pub struct Config {
     /// Mirrors and endpoints per registry host.
     #[serde(default)]
     pub registry: HostsConfig,
+
     /// Timeouts for every registry.
     #[serde(default)]
     pub network: Network,
+
+    /// Settings of `layerfs snapshotter`.
+    #[serde(default)]
+    pub snapshotter: SnapshotterConfig,
 }
 
 /// The `[network]` table.
@@ -62,6 +74,14 @@ impl Network {
             read: Duration::from_secs(self.read_timeout_seconds.get()),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotterConfig {
+    /// How snapshots with parents are mounted.
+    #[serde(default)]
+    pub driver: MountDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +183,15 @@ mod tests {
         let error = Config::parse("[network]\nread_timeout_seconds = 0\n").unwrap_err();
         assert!(error.starts_with("line 2:"), "{error}");
         assert!(error.contains("nonzero"), "{error}");
+    }
+
+    #[test]
+    fn config_parses_snapshotter_driver() {
+        assert_eq!(Config::default().snapshotter.driver, MountDriver::Overlay);
+        let config = Config::parse("[snapshotter]\ndriver = \"auto\"\n").unwrap();
+        assert_eq!(config.snapshotter.driver, MountDriver::Auto);
+        let error = Config::parse("[snapshotter]\ndriver = \"btrfs\"\n").unwrap_err();
+        assert!(error.starts_with("line 2:"), "{error}");
     }
 
     #[test]

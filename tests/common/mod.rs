@@ -7,7 +7,10 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod fake_registry;
+pub mod grpc;
+pub mod image;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
