@@ -20,7 +20,11 @@ fn failed_pull(env: &Env, reference: &str) -> String {
     env.ok(&["images"]);
     let before = env.store_listing();
     let stderr = env.fails(&["pull", reference]);
-    assert_eq!(env.store_listing(), before, "the failed pull changed the store");
+    assert_eq!(
+        env.store_listing(),
+        before,
+        "the failed pull changed the store"
+    );
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
     stderr
 }
