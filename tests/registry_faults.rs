@@ -737,3 +737,53 @@ fn full_inode_table_fails_unpacking() {
     assert!(message.contains("No space left on device"), "{message}");
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
 }
+
+#[test]
+fn blob_missing_on_mirror_comes_from_server() {
+    let setup = Setup::new();
+    let mirror = FakeRegistry::start();
+    mirror.serve_image(REPOSITORY, "latest", &setup.image);
+    mirror.set(&setup.layer_path(), Reply::status(404));
+    setup.env.write_config(&format!(
+        "[registry.\"fake.example\"]\nmirrors = [\"{}\"]\nserver = \"{}\"\n",
+        mirror.url(),
+        setup.registry.url()
+    ));
+
+    let output = setup
+        .env
+        .run(&["pull", &format!("fake.example/{REPOSITORY}:latest")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped a failing endpoint"), "{stderr}");
+    assert!(stderr.contains(&mirror.url()), "{stderr}");
+}
+
+#[test]
+fn blob_missing_everywhere_reports_each_endpoint() {
+    let setup = Setup::new();
+    let mirror = FakeRegistry::start();
+    mirror.serve_image(REPOSITORY, "latest", &setup.image);
+    mirror.set(&setup.layer_path(), Reply::status(404));
+    setup.registry.set(&setup.layer_path(), Reply::status(404));
+    setup.env.write_config(&format!(
+        "[registry.\"fake.example\"]\nmirrors = [\"{}\"]\nserver = \"{}\"\n",
+        mirror.url(),
+        setup.registry.url()
+    ));
+
+    let before = setup.env.store_listing();
+    let stderr = setup
+        .env
+        .fails(&["pull", &format!("fake.example/{REPOSITORY}:latest")]);
+    assert_eq!(setup.env.store_listing(), before);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("not found at {}", mirror.url())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("not found at {}", setup.registry.url())),
+        "{stderr}"
+    );
+}
