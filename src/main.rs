@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     cli::init_logging(args.debug);
     match cli::dispatch(args) {
         Ok(code) => code,
+        // A reader that went away (`layerfs images | head -1`) is not a failure.
+        Err(failure) if cli::is_broken_pipe(&failure.error) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("layerfs: {:#}", failure.error);
             ExitCode::from(failure.exit_code)

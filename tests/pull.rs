@@ -84,6 +84,7 @@ fn pull_by_digest_picks_that_manifest() {
     env.ok(&["pull", &reference]);
     let image = inspect(&env, &reference);
     assert_eq!(image["digest"], BUSYBOX_GLIBC_AMD64);
+    assert_eq!(image["manifest"], BUSYBOX_GLIBC_AMD64);
     assert_eq!(image["index"], Value::Null);
     assert_eq!(
         image["reference"],
@@ -96,8 +97,9 @@ fn pull_index_picks_host_platform() {
     let env = Env::new();
     env.ok(&["pull", "busybox"]);
     let image = inspect(&env, "busybox");
-    assert_eq!(image["digest"], BUSYBOX_GLIBC_AMD64);
+    assert_eq!(image["manifest"], BUSYBOX_GLIBC_AMD64);
     assert!(image["index"].is_string());
+    assert_eq!(image["digest"], image["index"]);
     assert_eq!(image["platform"], "linux/amd64");
 }
 

@@ -5,7 +5,7 @@ use clap::Args;
 use layerfs::mount::{mount_image, unmount};
 use layerfs_registry::Reference;
 
-use super::{Context, Failure};
+use super::{image, print_line, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
@@ -31,25 +31,25 @@ pub struct UmountArgs {
 }
 
 pub fn mount(context: &Context, args: MountArgs) -> Result<ExitCode, Failure> {
-    let image = context.store.image(&args.image)?;
+    let image = image(&context.store, &args.image)?;
     let record = mount_image(&context.store, &image, &args.target, args.rw)?;
     let mode = if record.writable {
         "read-write"
     } else {
         "read-only"
     };
-    println!(
-        "Mounted {} on {} ({mode})",
-        record.reference,
-        record.target.display()
-    );
+    let target = record.target.display();
+    print_line(format_args!(
+        "Mounted {} on {target} ({mode})",
+        record.reference
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn umount(context: &Context, args: UmountArgs) -> Result<ExitCode, Failure> {
     let unmounted = unmount(&context.store, &args.target, args.keep)?;
     if let Some(upper) = unmounted.kept_upper {
-        println!("Kept writable layer {}", upper.display());
+        print_line(format_args!("Kept writable layer {}", upper.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

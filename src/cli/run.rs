@@ -7,7 +7,7 @@ use layerfs::run::{self, RunOptions};
 use layerfs_registry::{Platform, Reference};
 
 use super::pull::pull_image;
-use super::{Context, Failure};
+use super::{find_image, Context, Failure};
 
 /// Exit code for a failure of layerfs itself rather than of the container, as in Docker.
 const RUN_FAILURE: u8 = 125;
@@ -59,7 +59,7 @@ pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
-    let image = match context.store.find_image(&args.image)? {
+    let image = match find_image(&context.store, &args.image)? {
         Some(image) => image,
         None => pull_image(
             context,
