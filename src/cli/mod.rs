@@ -60,6 +60,9 @@ enum Command {
     /// Set up and start a container's process (used by `run`, not by hand).
     #[command(hide = true, name = "container-init")]
     ContainerInit,
+    /// Serve a FUSE mount (started by `mount --driver fuse`, not by hand).
+    #[command(hide = true, name = "fuse-daemon")]
+    FuseDaemon(mount::FuseDaemonArgs),
 }
 
 /// An error and the exit code it maps to.
@@ -91,6 +94,9 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
     if let Command::ContainerInit = args.command {
         return Ok(run::container_init());
     }
+    if let Command::FuseDaemon(command) = args.command {
+        return mount::fuse_daemon(command);
+    }
     let context = Context::new(&args)?;
     match args.command {
         Command::Pull(command) => pull::pull(&context, command),
@@ -99,7 +105,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, command),
-        Command::ContainerInit => unreachable!("handled above"),
+        Command::ContainerInit | Command::FuseDaemon(_) => unreachable!("handled above"),
     }
 }
 

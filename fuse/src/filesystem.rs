@@ -1,0 +1,436 @@
+//! The FUSE protocol side: each request of fuser's `Filesystem` trait mapped to an operation
+//! of [`OverlayFs`] and its result to a reply.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use rustix::fs::{self as rfs, Mode, OFlags};
+use tracing::debug;
+
+use crate::attr::decode_device;
+use crate::create::{Caller, NewEntry};
+use crate::fs::OverlayFs;
+use crate::layers::{at_path, Layer};
+use crate::setattr::AttrChanges;
+
+const GENERATION: Generation = Generation(0);
+
+/// Capabilities asked of the kernel when it offers them: attributes with directory
+/// listings, cached symlink targets, parallel lookups in one directory, and O_TRUNC
+/// delivered with `open` (so a copy-up for truncation skips copying the data).
+const WANTED: [InitFlags; 5] = [
+    InitFlags::FUSE_DO_READDIRPLUS,
+    InitFlags::FUSE_READDIRPLUS_AUTO,
+    InitFlags::FUSE_CACHE_SYMLINKS,
+    InitFlags::FUSE_PARALLEL_DIROPS,
+    InitFlags::FUSE_ATOMIC_O_TRUNC,
+];
+
+fn errno(errno: rustix::io::Errno) -> Errno {
+    Errno::from_i32(errno.raw_os_error())
+}
+
+fn caller(request: &Request) -> Caller {
+    Caller {
+        uid: request.uid(),
+        gid: request.gid(),
+    }
+}
+
+/// The reply to a lookup of a missing name: node ID 0 makes the kernel cache the absence
+/// for the entry timeout, as the kernel overlay's negative dentries do.
+fn negative_entry() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: SystemTime::UNIX_EPOCH,
+        mtime: SystemTime::UNIX_EPOCH,
+        ctime: SystemTime::UNIX_EPOCH,
+        crtime: SystemTime::UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
+impl OverlayFs {
+    fn reply_entry(&self, result: rustix::io::Result<FileAttr>, reply: ReplyEntry) {
+        match result {
+            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn new_entry(&self, request: &Request, parent: INodeNo, name: &OsStr, entry: NewEntry<'_>) -> rustix::io::Result<FileAttr> {
+        self.create_entry(parent.0, name, entry, caller(request))
+            .map(|(_, attr)| attr)
+    }
+}
+
+fn reply_empty(result: rustix::io::Result<()>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(error) => reply.error(errno(error)),
+    }
+}
+
+impl Filesystem for OverlayFs {
+    fn init(&mut self, _request: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        for flag in WANTED {
+            if let Err(missing) = config.add_capabilities(flag) {
+                debug!(?missing, "kernel lacks a FUSE capability");
+            }
+        }
+        if self.options.passthrough
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _request: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _reading = self.reading();
+        match self.lookup_name(parent.0, name) {
+            Ok(Some(attr)) => reply.entry(&self.ttl, &attr, GENERATION),
+            Ok(None) => reply.entry(&self.ttl, &negative_entry(), GENERATION),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn forget(&self, _request: &Request, ino: INodeNo, count: u64) {
+        OverlayFs::forget(self, ino.0, count);
+    }
+
+    fn getattr(&self, _request: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _reading = self.reading();
+        let by_path = self.info(ino.0).and_then(|info| self.attr(&info));
+        let result = match (by_path, fh) {
+            (Err(_), Some(fh)) => self.attr_of_handle(ino.0, fh.0),
+            (result, _) => result,
+        };
+        match result {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = AttrChanges {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            handle: fh.map(|fh| fh.0),
+        };
+        match self.set_attr(ino.0, changes) {
+            Ok(attr) => reply.attr(&self.ttl, &attr),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn readlink(&self, _request: &Request, ino: INodeNo, reply: ReplyData) {
+        let _reading = self.reading();
+        let result = self.info(ino.0).and_then(|info| {
+            rfs::readlinkat(self.stack.fd(info.layer), at_path(&info.path), Vec::new())
+        });
+        match result {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn mknod(&self, request: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+        let entry = match rfs::FileType::from_raw_mode(mode) {
+            rfs::FileType::RegularFile => NewEntry::File { mode },
+            _ => NewEntry::Special {
+                mode,
+                device: decode_device(rdev),
+            },
+        };
+        self.reply_entry(self.new_entry(request, parent, name, entry), reply);
+    }
+
+    fn mkdir(&self, request: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+        let entry = NewEntry::Dir { mode };
+        self.reply_entry(self.new_entry(request, parent, name, entry), reply);
+    }
+
+    fn unlink(&self, _request: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(self.remove(parent.0, name, false), reply);
+    }
+
+    fn rmdir(&self, _request: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(self.remove(parent.0, name, true), reply);
+    }
+
+    fn symlink(&self, request: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let entry = NewEntry::Symlink { target };
+        self.reply_entry(self.new_entry(request, parent, link_name, entry), reply);
+    }
+
+    fn rename(
+        &self,
+        _request: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let flags = rfs::RenameFlags::from_bits_retain(flags.bits());
+        let result = OverlayFs::rename(self, (parent.0, name), (newparent.0, newname), flags);
+        reply_empty(result, reply);
+    }
+
+    fn link(&self, _request: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        self.reply_entry(OverlayFs::link(self, ino.0, newparent.0, newname), reply);
+    }
+
+    fn open(&self, _request: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
+        match self.open_file(ino.0, flags.0, &backing) {
+            Ok(opened) => match &opened.backing {
+                Some(backing) => reply.opened_passthrough(FileHandle(opened.handle), opened.flags, backing),
+                None => reply.opened(FileHandle(opened.handle), opened.flags),
+            },
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn read(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match OverlayFs::read(self, fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn write(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match OverlayFs::write(self, fh.0, offset, data) {
+            Ok(written) => reply.written(written),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn flush(&self, _request: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        OverlayFs::release(self, fh.0);
+        reply.ok();
+    }
+
+    fn fsync(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        reply_empty(OverlayFs::fsync(self, fh.0, datasync), reply);
+    }
+
+    fn opendir(&self, _request: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.open_dir(ino.0) {
+            // The kernel may keep the listing in its cache: it drops it itself when a
+            // request through this mount changes the directory.
+            Ok(handle) => reply.opened(
+                FileHandle(handle),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn readdir(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.read_dir(fh.0, offset) {
+            Ok(entries) => {
+                for (ino, kind, offset, name) in entries {
+                    if reply.add(INodeNo(ino), offset, kind, name) {
+                        break;
+                    }
+                }
+                reply.ok();
+            }
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn readdirplus(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let ttl = self.ttl;
+        let result = self.read_dir_plus(fh.0, offset, |entry| {
+            reply.add(entry.attr.ino, entry.offset, &entry.name, &ttl, &entry.attr, GENERATION)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn releasedir(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.release_dir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        reply_empty(self.sync_dir(ino.0), reply);
+    }
+
+    fn statfs(&self, _request: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match OverlayFs::statfs(self) {
+            Ok(stat) => reply.statfs(
+                stat.f_blocks,
+                stat.f_bfree,
+                stat.f_bavail,
+                stat.f_files,
+                stat.f_ffree,
+                stat.f_bsize as u32,
+                stat.f_namemax as u32,
+                stat.f_frsize as u32,
+            ),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn setxattr(&self, _request: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        reply_empty(self.set_xattr(ino.0, name, value, flags), reply);
+    }
+
+    fn getxattr(&self, _request: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        reply_xattr(self.get_xattr(ino.0, name), size, reply);
+    }
+
+    fn listxattr(&self, _request: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        reply_xattr(self.list_xattrs(ino.0), size, reply);
+    }
+
+    fn removexattr(&self, _request: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(self.remove_xattr(ino.0, name), reply);
+    }
+
+    fn create(
+        &self,
+        request: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let entry = NewEntry::File { mode };
+        let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
+        let result = self
+            .create_entry(parent.0, name, entry, caller(request))
+            .and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
+        match result {
+            Ok((opened, attr)) => {
+                let handle = FileHandle(opened.handle);
+                match &opened.backing {
+                    Some(backing) => reply.created_passthrough(&self.ttl, &attr, GENERATION, handle, opened.flags, backing),
+                    None => reply.created(&self.ttl, &attr, GENERATION, handle, opened.flags),
+                }
+            }
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+
+    fn fallocate(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        reply_empty(OverlayFs::fallocate(self, fh.0, offset, length, mode), reply);
+    }
+
+    fn lseek(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        match OverlayFs::lseek(self, fh.0, offset, whence) {
+            Ok(position) => reply.offset(position),
+            Err(error) => reply.error(errno(error)),
+        }
+    }
+}
+
+fn reply_xattr(result: rustix::io::Result<Vec<u8>>, size: u32, reply: ReplyXattr) {
+    match result {
+        Ok(value) if size == 0 => reply.size(value.len() as u32),
+        Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(value) => reply.data(&value),
+        Err(error) => reply.error(errno(error)),
+    }
+}
+
+impl OverlayFs {
+    fn attr_of_handle(&self, id: u64, handle: u64) -> rustix::io::Result<FileAttr> {
+        let open = self.handles.file(handle).ok_or(rustix::io::Errno::BADF)?;
+        let stat = rfs::fstat(&open.file)?;
+        Ok(crate::attr::file_attr(id, &stat, false))
+    }
+
+    fn sync_dir(&self, id: u64) -> rustix::io::Result<()> {
+        let _reading = self.reading();
+        let info = self.dir_info(id)?;
+        if info.layer != Layer::Upper {
+            return Ok(());
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let dir = rfs::openat(self.stack.fd(Layer::Upper), at_path(&info.path), flags, Mode::empty())?;
+        rfs::fsync(&dir)
+    }
+}

@@ -1,0 +1,264 @@
+//! The inode table: what the kernel knows by node ID, and how node IDs are chosen.
+//!
+//! A node ID is also the inode number users see (fuser sends one value for both), so it is
+//! chosen the way overlayfs chooses `st_ino` when all layers share a file system: the real
+//! inode number of the topmost file, kept across copy-up. That makes numbers stable for the
+//! whole mount, even after the kernel forgets a node, and hardlinked names share one.
+//! Files on another device, and a real inode number that equals the root's node ID, get a
+//! number from a separate range instead.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::sync::Weak;
+
+use fuser::{BackingId, FileType};
+
+use crate::layers::Layer;
+
+pub const ROOT: u64 = 1;
+
+/// Numbers handed out for files whose real inode number cannot be used; real inode numbers
+/// of the file systems layers live on stay far below.
+const REMAPPED_BASE: u64 = 1 << 63;
+
+pub struct Node {
+    pub kind: FileType,
+    /// The names this inode was found under, as (parent node, name); the first that still
+    /// resolves gives its path. A directory has exactly one.
+    pub links: Vec<(u64, OsString)>,
+    /// The topmost layer holding this entry.
+    pub layer: Layer,
+    /// Directories only: the lower layers whose directory of this path is merged into it,
+    /// topmost first.
+    pub lowers: Vec<usize>,
+    /// How many times the kernel was told about this node and has not forgotten it.
+    pub lookups: u64,
+    /// The passthrough backing file of the open handles of this node, if any are open.
+    pub backing: Weak<BackingId>,
+    /// Whether `backing` was opened for writing.
+    pub backing_writable: bool,
+    /// Open handles passed through to some backing file.
+    pub passthrough_opens: usize,
+    /// Set when the real file changed (copy-up) while handles with the old backing file are
+    /// open: the kernel allows one backing file per inode at a time, so new opens go without
+    /// passthrough until those handles are released.
+    pub stale_backing: bool,
+}
+
+/// What a lookup found for a name, before it becomes a node.
+pub struct Found {
+    pub kind: FileType,
+    pub layer: Layer,
+    pub lowers: Vec<usize>,
+    pub device: u64,
+    pub inode: u64,
+}
+
+pub struct Nodes {
+    nodes: HashMap<u64, Node>,
+    home_device: u64,
+    remapped: HashMap<(u64, u64), u64>,
+    /// Copied-up files by real (device, inode), to the node ID of the file they copy.
+    copied_up: HashMap<(u64, u64), u64>,
+    /// Node IDs of lower files that were copied up. Another name of such a file (a hardlink
+    /// copy-up did not follow) now names a different file and gets a number of its own.
+    superseded: HashSet<u64>,
+}
+
+impl Nodes {
+    pub fn new(home_device: u64, root_layer: Layer, root_lowers: Vec<usize>) -> Nodes {
+        let root = Node {
+            kind: FileType::Directory,
+            links: Vec::new(),
+            layer: root_layer,
+            lowers: root_lowers,
+            lookups: 1,
+            backing: Weak::new(),
+            backing_writable: false,
+            passthrough_opens: 0,
+            stale_backing: false,
+        };
+        Nodes {
+            nodes: HashMap::from([(ROOT, root)]),
+            home_device,
+            remapped: HashMap::new(),
+            copied_up: HashMap::new(),
+            superseded: HashSet::new(),
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Node> {
+        self.nodes.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Node> {
+        self.nodes.get_mut(&id)
+    }
+
+    /// The node ID, and so the inode number, of the real file (`device`, `inode`).
+    pub fn number(&mut self, device: u64, inode: u64) -> u64 {
+        if let Some(&id) = self.copied_up.get(&(device, inode)) {
+            return id;
+        }
+        let usable = device == self.home_device && inode != ROOT && inode < REMAPPED_BASE;
+        if usable && !self.superseded.contains(&inode) {
+            return inode;
+        }
+        let next = REMAPPED_BASE + self.remapped.len() as u64;
+        *self.remapped.entry((device, inode)).or_insert(next)
+    }
+
+    /// Records a lookup of `name` in `parent`: creates the node or refreshes it, counts the
+    /// lookup, and returns the node ID.
+    pub fn remember(&mut self, parent: u64, name: &OsStr, found: Found) -> u64 {
+        let id = self.number(found.device, found.inode);
+        let node = self.nodes.entry(id).or_insert_with(|| Node {
+            kind: found.kind,
+            links: Vec::new(),
+            layer: found.layer,
+            lowers: Vec::new(),
+            lookups: 0,
+            backing: Weak::new(),
+            backing_writable: false,
+            passthrough_opens: 0,
+            stale_backing: false,
+        });
+        node.kind = found.kind;
+        node.layer = found.layer;
+        node.lowers = found.lowers;
+        node.lookups += 1;
+        if !node.links.iter().any(|(p, n)| *p == parent && n == name) {
+            if node.kind == FileType::Directory {
+                node.links.clear();
+            }
+            node.links.push((parent, name.to_os_string()));
+        }
+        id
+    }
+
+    pub fn forget(&mut self, id: u64, count: u64) {
+        if id == ROOT {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.lookups = node.lookups.saturating_sub(count);
+        if node.lookups == 0 {
+            self.nodes.remove(&id);
+        }
+    }
+
+    /// The path of node `id` relative to the merged root, through the first of its names
+    /// whose parents are all still known.
+    pub fn path(&self, id: u64) -> Option<PathBuf> {
+        if id == ROOT {
+            return Some(PathBuf::new());
+        }
+        let node = self.nodes.get(&id)?;
+        node.links
+            .iter()
+            .find_map(|(parent, name)| Some(self.path(*parent)?.join(name)))
+    }
+
+    /// Forgets the name `name` in `parent` of node `id`, after an unlink or a rename.
+    pub fn unlink(&mut self, id: u64, parent: u64, name: &OsStr) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.links.retain(|(p, n)| !(*p == parent && n == name));
+        }
+    }
+
+    /// Moves the name of node `id` from (`old_parent`, `old_name`) to (`new_parent`,
+    /// `new_name`).
+    pub fn rename(&mut self, id: u64, old: (u64, &OsStr), new: (u64, &OsStr)) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.links.retain(|(p, n)| !(*p == old.0 && n == old.1));
+            node.links.insert(0, (new.0, new.1.to_os_string()));
+        }
+    }
+
+    /// Records that node `id` now lives in the upper layer as the real file (`device`,
+    /// `inode`), keeping its number.
+    pub fn copied_up(&mut self, id: u64, device: u64, inode: u64) {
+        self.copied_up.insert((device, inode), id);
+        self.superseded.insert(id);
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.layer = Layer::Upper;
+            node.stale_backing = node.passthrough_opens > 0;
+            node.backing = Weak::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(inode: u64) -> Found {
+        Found {
+            kind: FileType::RegularFile,
+            layer: Layer::Lower(0),
+            lowers: Vec::new(),
+            device: 7,
+            inode,
+        }
+    }
+
+    #[test]
+    fn numbers_are_real_inodes_on_home_device() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        assert_eq!(nodes.number(7, 1234), 1234);
+    }
+
+    #[test]
+    fn numbers_on_other_devices_are_remapped_stably() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        let first = nodes.number(8, 1234);
+        assert!(first >= REMAPPED_BASE);
+        assert_eq!(nodes.number(8, 1234), first);
+        assert_ne!(nodes.number(8, 1235), first);
+    }
+
+    #[test]
+    fn inode_one_is_not_the_root() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        assert_ne!(nodes.number(7, ROOT), ROOT);
+    }
+
+    #[test]
+    fn copy_up_keeps_number_and_frees_other_links() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        let id = nodes.remember(ROOT, OsStr::new("a"), found(50));
+        nodes.copied_up(id, 7, 90);
+        assert_eq!(nodes.number(7, 90), 50);
+        assert_ne!(nodes.number(7, 50), 50);
+    }
+
+    #[test]
+    fn path_follows_renamed_parent() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        let dir = nodes.remember(
+            ROOT,
+            OsStr::new("d"),
+            Found {
+                kind: FileType::Directory,
+                ..found(60)
+            },
+        );
+        let file = nodes.remember(dir, OsStr::new("f"), found(61));
+        nodes.rename(dir, (ROOT, OsStr::new("d")), (ROOT, OsStr::new("e")));
+        assert_eq!(nodes.path(file), Some(PathBuf::from("e/f")));
+    }
+
+    #[test]
+    fn forget_drops_node_at_zero_lookups() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        let id = nodes.remember(ROOT, OsStr::new("a"), found(50));
+        nodes.remember(ROOT, OsStr::new("a"), found(50));
+        nodes.forget(id, 1);
+        assert!(nodes.get(id).is_some());
+        nodes.forget(id, 1);
+        assert!(nodes.get(id).is_none());
+    }
+}

@@ -1,0 +1,211 @@
+//! Opening files, and the I/O of opens the kernel does not pass through.
+//!
+//! With passthrough (Linux 6.9 or later) the kernel reads and writes the real file itself
+//! and only `open`, `release` and `fsync` reach this process. An unmodified file is opened
+//! in its lower layer; opening for writing first copies it up, as overlayfs does.
+
+use std::io;
+use std::sync::Arc;
+
+use fuser::{BackingId, FopenFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self as rfs, FallocateFlags, Mode, OFlags, SeekFrom};
+use rustix::io::{Errno, Result};
+use tracing::warn;
+
+use crate::fs::{NodeInfo, OverlayFs};
+use crate::handles::OpenFile;
+use crate::layers::{at_path, Layer};
+
+/// What `open` and `create` reply with.
+pub struct Opened {
+    pub handle: u64,
+    pub flags: FopenFlags,
+    pub backing: Option<Arc<BackingId>>,
+}
+
+/// Registers a real file with the kernel as a passthrough backing file.
+pub type OpenBacking<'a> = &'a dyn Fn(BorrowedFd<'_>) -> io::Result<BackingId>;
+
+/// Whether open(2) flags ask to change the file.
+pub fn opens_for_writing(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+}
+
+impl OverlayFs {
+    pub(crate) fn open_file(&self, id: u64, flags: i32, backing: OpenBacking<'_>) -> Result<Opened> {
+        let write = opens_for_writing(flags);
+        if write {
+            if !self.stack.writable() {
+                return Err(Errno::ROFS);
+            }
+            let _writing = self.writing();
+            let truncate = flags & libc::O_TRUNC != 0;
+            self.copy_up(id, !truncate)?;
+        }
+        let _reading = self.reading();
+        let info = self.info(id)?;
+        self.open_info(&info, flags, backing)
+    }
+
+    /// Opens the real file of `info` and registers the handle.
+    pub(crate) fn open_info(
+        &self,
+        info: &NodeInfo,
+        flags: i32,
+        backing: OpenBacking<'_>,
+    ) -> Result<Opened> {
+        let write = opens_for_writing(flags);
+        let (file, writable) = self.open_real(info, flags)?;
+        let backing = match self.passthrough() {
+            true => self.share_backing(info.id, &file, write && writable, backing),
+            false => None,
+        };
+        let flags = match &backing {
+            Some(_) => FopenFlags::empty(),
+            None if self.stale_backing(info.id) => FopenFlags::FOPEN_DIRECT_IO,
+            None => FopenFlags::FOPEN_KEEP_CACHE,
+        };
+        let handle = self.handles.add_file(OpenFile {
+            node: info.id,
+            file,
+            backing: backing.clone(),
+        });
+        Ok(Opened {
+            handle,
+            flags,
+            backing,
+        })
+    }
+
+    /// Opens the real file: read-only in a lower layer, read-write in the upper layer so that
+    /// one passthrough backing file serves every open of it. Returns whether it is writable.
+    fn open_real(&self, info: &NodeInfo, flags: i32) -> Result<(OwnedFd, bool)> {
+        let fd = self.stack.fd(info.layer);
+        let path = at_path(&info.path);
+        let base = OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let truncate = match flags & libc::O_TRUNC != 0 {
+            true => OFlags::TRUNC,
+            false => OFlags::empty(),
+        };
+        if info.layer == Layer::Upper {
+            let read_write = base | OFlags::RDWR | truncate;
+            match rfs::openat(fd, path, read_write, Mode::empty()) {
+                Ok(file) => return Ok((file, true)),
+                // A running executable cannot be opened for writing.
+                Err(Errno::TXTBSY) if !opens_for_writing(flags) => {}
+                Err(errno) => return Err(errno),
+            }
+        }
+        let file = rfs::openat(fd, path, base | OFlags::RDONLY, Mode::empty())?;
+        Ok((file, false))
+    }
+
+    /// The backing file for a new passthrough open of node `id`: the one its other opens
+    /// share, or a new one made from `file`. `None` when the open must go without.
+    fn share_backing(
+        &self,
+        id: u64,
+        file: &OwnedFd,
+        write: bool,
+        open_backing: OpenBacking<'_>,
+    ) -> Option<Arc<BackingId>> {
+        let mut nodes = self.nodes.lock().unwrap();
+        let node = nodes.get_mut(id)?;
+        if node.stale_backing {
+            return None;
+        }
+        if let Some(shared) = node.backing.upgrade() {
+            if write && !node.backing_writable {
+                return None;
+            }
+            node.passthrough_opens += 1;
+            return Some(shared);
+        }
+        match open_backing(file.as_fd()) {
+            Ok(backing) => {
+                let backing = Arc::new(backing);
+                node.backing = Arc::downgrade(&backing);
+                node.backing_writable = write;
+                node.passthrough_opens += 1;
+                Some(backing)
+            }
+            Err(error) => {
+                warn!(%error, "passthrough backing file refused; serving reads in userspace");
+                self.passthrough
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn stale_backing(&self, id: u64) -> bool {
+        let nodes = self.nodes.lock().unwrap();
+        nodes.get(id).is_some_and(|node| node.stale_backing)
+    }
+
+    pub(crate) fn release(&self, handle: u64) {
+        let Some(open) = self.handles.remove_file(handle) else {
+            return;
+        };
+        if open.backing.is_some() {
+            let mut nodes = self.nodes.lock().unwrap();
+            if let Some(node) = nodes.get_mut(open.node) {
+                node.passthrough_opens = node.passthrough_opens.saturating_sub(1);
+                if node.passthrough_opens == 0 {
+                    node.stale_backing = false;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+        let mut buffer = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < buffer.len() {
+            let read = rustix::io::pread(&open.file, &mut buffer[filled..], offset + filled as u64)?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        buffer.truncate(filled);
+        Ok(buffer)
+    }
+
+    pub(crate) fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+        let mut written = 0;
+        while written < data.len() {
+            written += rustix::io::pwrite(&open.file, &data[written..], offset + written as u64)?;
+        }
+        Ok(written as u32)
+    }
+
+    pub(crate) fn fsync(&self, handle: u64, data_only: bool) -> Result<()> {
+        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+        match data_only {
+            true => rfs::fdatasync(&open.file),
+            false => rfs::fsync(&open.file),
+        }
+    }
+
+    pub(crate) fn lseek(&self, handle: u64, offset: i64, whence: i32) -> Result<i64> {
+        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+        let position = match whence {
+            libc::SEEK_DATA => SeekFrom::Data(offset as u64),
+            libc::SEEK_HOLE => SeekFrom::Hole(offset as u64),
+            libc::SEEK_SET => SeekFrom::Start(offset as u64),
+            libc::SEEK_END => SeekFrom::End(offset),
+            _ => return Err(Errno::INVAL),
+        };
+        Ok(rfs::seek(&open.file, position)? as i64)
+    }
+
+    pub(crate) fn fallocate(&self, handle: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+        let mode = FallocateFlags::from_bits_retain(mode as u32);
+        rfs::fallocate(&open.file, mode, offset, length)
+    }
+}
