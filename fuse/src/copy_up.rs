@@ -86,9 +86,14 @@ impl OverlayFs {
         set_times(work, temp, stat)
     }
 
-    /// Renames the finished copy over `path` in the upper layer.
+    /// Renames the finished copy to `path` in the upper layer. The parent directory keeps
+    /// its times: a copy-up is no change to it in the merged view.
     fn move_into_upper(&self, temp: &str, path: &Path) -> Result<()> {
-        rfs::renameat(self.stack.work_fd(), temp, self.stack.fd(Layer::Upper), path)
+        let upper = self.stack.fd(Layer::Upper);
+        let parent = at_path(path.parent().unwrap_or(Path::new("")));
+        let parent_stat = rfs::statat(upper, parent, AtFlags::SYMLINK_NOFOLLOW)?;
+        rfs::renameat(self.stack.work_fd(), temp, upper, path)?;
+        set_times(upper, parent, &parent_stat)
     }
 }
 
@@ -119,7 +124,7 @@ pub fn set_owner(dir: impl rustix::fd::AsFd, name: &str, uid: u32, gid: u32) -> 
     rfs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
 }
 
-fn set_times(dir: impl rustix::fd::AsFd, name: &str, stat: &Stat) -> Result<()> {
+fn set_times(dir: impl rustix::fd::AsFd, name: impl rustix::path::Arg, stat: &Stat) -> Result<()> {
     let times = Timestamps {
         last_access: Timespec {
             tv_sec: stat.st_atime as _,

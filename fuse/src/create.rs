@@ -53,12 +53,17 @@ impl OverlayFs {
         let temp = temp_name();
         let work = self.stack.work_fd();
 
+        let is_dir = matches!(entry, NewEntry::Dir { .. });
         let result = build(work, &temp, &entry).and_then(|()| {
             set_owner(work, &temp, caller.uid, gid)?;
             if let Some(mode) = entry.permissions(setgid_dir) {
                 rfs::chmodat(work, &temp, Mode::from_raw_mode(mode), AtFlags::empty())?;
             }
-            let is_dir = matches!(entry, NewEntry::Dir { .. });
+            // As overlayfs does (`ovl_create_upper`): a new directory in a merge directory
+            // is opaque, which spares lookups in it a search of the lower layers.
+            if is_dir && dir.is_merged() {
+                set_opaque(&self.stack.work_path(&temp))?;
+            }
             self.move_into_place(&temp, &dir.path.join(name), is_dir)
         });
         if result.is_err() {

@@ -33,7 +33,7 @@ pub fn is_opaque(path: &std::path::Path) -> rustix::io::Result<bool> {
     let mut value = [0u8; 2];
     match rfs::lgetxattr(path, OPAQUE_XATTR, &mut value) {
         Ok(len) => Ok(value[..len] == *b"y"),
-        Err(Errno::NODATA | Errno::NOTSUP) => Ok(false),
+        Err(Errno::NODATA | Errno::NOTSUP | Errno::RANGE) => Ok(false),
         Err(errno) => Err(errno),
     }
 }

@@ -17,7 +17,7 @@ use crate::fs::OverlayFs;
 pub fn list(path: &Path) -> Result<Vec<OsString>> {
     let mut buffer = Vec::new();
     loop {
-        let size = rfs::llistxattr(path, &mut [0u8; 0][..])?;
+        let size = rfs::llistxattr_query(path)?;
         buffer.resize(size, 0);
         match rfs::llistxattr(path, &mut buffer[..]) {
             Ok(len) => {
@@ -39,7 +39,7 @@ pub fn list(path: &Path) -> Result<Vec<OsString>> {
 /// The value of xattr `name` of `path`.
 pub fn get(path: &Path, name: &OsStr) -> Result<Vec<u8>> {
     loop {
-        let size = rfs::lgetxattr(path, name, &mut [0u8; 0][..])?;
+        let size = rfs::lgetxattr_query(path, name)?;
         let mut value = vec![0; size];
         match rfs::lgetxattr(path, name, &mut value[..]) {
             Ok(len) => {
