@@ -9,7 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    cli::init_logging(args.debug);
+    cli::init_logging(&args);
     match cli::dispatch(args) {
         Ok(code) => code,
         Err(failure) => {

@@ -80,8 +80,14 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-pub fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+pub fn init_logging(args: &Args) {
+    // The FUSE daemon is a service: it logs its start and stop. fuser warns when its own
+    // unmount at exit finds the file system already unmounted, which is the normal case.
+    let default = match (&args.command, args.debug) {
+        (_, true) => "debug",
+        (Command::FuseDaemon(_), false) => "info,fuser=error",
+        (_, false) => "warn",
+    };
     let filter = EnvFilter::try_from_env("LAYERFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
