@@ -5,9 +5,11 @@
 //!   layer below;
 //! - an opaque directory carries the xattr `trusted.overlay.opaque` = `y`; it hides the
 //!   directories of the same path in every layer below;
-//! - every `trusted.overlay.*` xattr belongs to overlayfs and is never shown to users.
+//! - every `trusted.overlay.*` xattr belongs to overlayfs and is never shown to users, except
+//!   that since Linux 6.7 a user's own `trusted.overlay.NAME` is stored escaped, as
+//!   `trusted.overlay.overlay.NAME` (fs/overlayfs/xattrs.c), so that overlays can nest.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fd::AsFd;
@@ -17,14 +19,34 @@ use rustix::io::Errno;
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 const PRIVATE_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+const ESCAPED_XATTR_PREFIX: &[u8] = b"trusted.overlay.overlay.";
 
 pub fn is_whiteout(stat: &Stat) -> bool {
     FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
 }
 
-/// Whether an xattr name is one of overlayfs's own, hidden from users.
+/// Whether a real xattr name is one of overlayfs's own, hidden from users.
 pub fn is_private_xattr(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(PRIVATE_XATTR_PREFIX)
+    let name = name.as_bytes();
+    name.starts_with(PRIVATE_XATTR_PREFIX) && !name.starts_with(ESCAPED_XATTR_PREFIX)
+}
+
+/// The real name under which the xattr a user calls `name` is stored.
+pub fn stored_xattr_name(name: &OsStr) -> OsString {
+    let name = name.as_bytes();
+    match name.strip_prefix(PRIVATE_XATTR_PREFIX) {
+        Some(rest) => OsStr::from_bytes(&[ESCAPED_XATTR_PREFIX, rest].concat()).to_os_string(),
+        None => OsStr::from_bytes(name).to_os_string(),
+    }
+}
+
+/// The name users see for the real xattr `name`, or `None` for overlayfs's own.
+pub fn shown_xattr_name(name: &OsStr) -> Option<OsString> {
+    let bytes = name.as_bytes();
+    if let Some(rest) = bytes.strip_prefix(ESCAPED_XATTR_PREFIX) {
+        return Some(OsStr::from_bytes(&[PRIVATE_XATTR_PREFIX, rest].concat()).to_os_string());
+    }
+    (!is_private_xattr(name)).then(|| name.to_os_string())
 }
 
 /// Whether the directory at `path` is opaque. Only `y` counts: overlayfs also writes `x`
@@ -59,10 +81,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn user_overlay_xattrs_are_stored_escaped() {
+        let cases = [
+            ("trusted.overlay.opaque", "trusted.overlay.overlay.opaque"),
+            ("user.name", "user.name"),
+            ("security.capability", "security.capability"),
+        ];
+        for (shown, stored) in cases {
+            assert_eq!(stored_xattr_name(OsStr::new(shown)), OsStr::new(stored), "{shown}");
+            let back = shown_xattr_name(OsStr::new(stored));
+            assert_eq!(back.as_deref(), Some(OsStr::new(shown)), "{stored}");
+        }
+    }
+
+    #[test]
+    fn own_xattrs_are_not_shown() {
+        assert_eq!(shown_xattr_name(OsStr::new("trusted.overlay.origin")), None);
+    }
+
+    #[test]
     fn private_xattrs_are_the_overlay_namespace() {
         let cases = [
             ("trusted.overlay.opaque", true),
             ("trusted.overlay.origin", true),
+            ("trusted.overlay.overlay.opaque", false),
             ("trusted.overlayfs", false),
             ("user.overlay.opaque", false),
             ("security.capability", false),

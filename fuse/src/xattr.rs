@@ -1,7 +1,6 @@
 //! Extended attributes: read from the topmost real file, written after copy-up, with
-//! overlayfs's own `trusted.overlay.*` names hidden and protected as overlayfs does
-//! (fs/overlayfs/xattrs.c: listing skips them, reading or writing them fails with
-//! EOPNOTSUPP).
+//! overlayfs's own `trusted.overlay.*` names hidden and users' names of that form escaped,
+//! as overlayfs does (see `format`).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -10,7 +9,7 @@ use std::path::Path;
 use rustix::fs::{self as rfs, XattrFlags};
 use rustix::io::{Errno, Result};
 
-use crate::format::is_private_xattr;
+use crate::format::{is_private_xattr, shown_xattr_name, stored_xattr_name};
 use crate::fs::OverlayFs;
 
 /// The names of the xattrs of `path`, overlayfs's own included.
@@ -72,12 +71,9 @@ pub fn copy_all(from: &Path, to: &Path) -> Result<()> {
 
 impl OverlayFs {
     pub(crate) fn get_xattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
-        if is_private_xattr(name) {
-            return Err(Errno::NOTSUP);
-        }
         let _reading = self.reading();
         let info = self.info(id)?;
-        get(&self.stack.path(info.layer, &info.path), name)
+        get(&self.stack.path(info.layer, &info.path), &stored_xattr_name(name))
     }
 
     /// The xattr names of node `id` as `listxattr(2)` returns them: each followed by a NUL.
@@ -86,7 +82,7 @@ impl OverlayFs {
         let info = self.info(id)?;
         let names = list(&self.stack.path(info.layer, &info.path))?;
         let mut buffer = Vec::new();
-        for name in names.iter().filter(|name| !is_private_xattr(name)) {
+        for name in names.iter().filter_map(|name| shown_xattr_name(name)) {
             buffer.extend_from_slice(name.as_bytes());
             buffer.push(0);
         }
@@ -94,20 +90,17 @@ impl OverlayFs {
     }
 
     pub(crate) fn set_xattr(&self, id: u64, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        if is_private_xattr(name) {
-            return Err(Errno::NOTSUP);
-        }
+        let name = stored_xattr_name(name);
         let _writing = self.writable_namespace()?;
         self.copy_up(id, true)?;
         let info = self.info(id)?;
         let flags = XattrFlags::from_bits_retain(flags as u32);
-        rfs::lsetxattr(self.stack.path(info.layer, &info.path), name, value, flags)
+        rfs::lsetxattr(self.stack.path(info.layer, &info.path), &name, value, flags)
     }
 
     pub(crate) fn remove_xattr(&self, id: u64, name: &OsStr) -> Result<()> {
-        if is_private_xattr(name) {
-            return Err(Errno::NOTSUP);
-        }
+        let name = stored_xattr_name(name);
+        let name = name.as_os_str();
         let _writing = self.writable_namespace()?;
         let info = self.info(id)?;
         // overlayfs checks that the xattr exists before copying up for its removal.
