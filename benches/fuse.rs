@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use layerfs::mount::Overlay;
+use layerfs_fuse::OpenMode;
 use nix::mount::{umount2, MntFlags};
 
 const BENCH_DIR: &str = "/var/tmp/layerfs-bench";
@@ -24,17 +25,23 @@ const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 #[derive(Clone, Copy, PartialEq)]
 enum Driver {
     Kernel,
-    Layerfs,
+    Layerfs(OpenMode),
     FuseOverlayfs,
 }
 
 impl Driver {
-    const ALL: [Driver; 3] = [Driver::Kernel, Driver::Layerfs, Driver::FuseOverlayfs];
+    const ALL: [Driver; 4] = [
+        Driver::Kernel,
+        Driver::Layerfs(OpenMode::Cached),
+        Driver::Layerfs(OpenMode::Passthrough),
+        Driver::FuseOverlayfs,
+    ];
 
     fn name(self) -> &'static str {
         match self {
-            Driver::Kernel => "kernel overlay",
-            Driver::Layerfs => "layerfs fuse",
+            Driver::Kernel => "kernel",
+            Driver::Layerfs(OpenMode::Cached) => "layerfs",
+            Driver::Layerfs(OpenMode::Passthrough) => "layerfs-pt",
             Driver::FuseOverlayfs => "fuse-overlayfs",
         }
     }
@@ -58,12 +65,15 @@ impl Mounted {
                 };
                 overlay.mount(target).unwrap();
             }
-            Driver::Layerfs => {
+            Driver::Layerfs(open) => {
                 let layers = layerfs_fuse::Layers {
                     lowers: vec![lower.to_path_buf()],
                     upper: None,
                 };
-                let options = layerfs_fuse::Options::default();
+                let options = layerfs_fuse::Options {
+                    open,
+                    ..layerfs_fuse::Options::default()
+                };
                 let mount = layerfs_fuse::mount(&layers, target, options).unwrap();
                 server = Some(std::thread::spawn(move || mount.run().unwrap()));
             }
@@ -273,27 +283,29 @@ fn main() {
     println!("tree: {} ({description}), {} entries", tree.display(), totals.entries);
     println!("warm: median of {runs} runs; cold: one run after dropping caches\n");
     let names = Driver::ALL.map(Driver::name);
-    println!("seconds for {}, then ratios to {}", names.join(", "), names[0]);
-    println!(
-        "{:<24} {:>10} {:>10} {:>10} {:>12} {:>12}",
-        "workload", "kernel", "layerfs", "f-ovl", "layerfs/k", "f-ovl/k"
-    );
+    println!("layerfs: default (cached) opens; layerfs-pt: passthrough opens");
+    print!("{:<24}", "workload");
+    for name in names {
+        print!(" {name:>14}");
+    }
+    for name in &names[1..] {
+        print!(" {:>14}", format!("{name}/kernel"));
+    }
+    println!(" {:>14}", "layerfs/f-ovl");
     for workload in [Workload::StatWalk, Workload::ReadAll] {
         let results = [
             ("warm", warm(workload, &tree, &empty, scratch.path(), runs)),
             ("cold", cold(workload, &tree, &empty, scratch.path())),
         ];
         for (state, times) in results {
-            let kernel = times[0].as_secs_f64();
-            println!(
-                "{:<24} {:>10} {:>10} {:>10} {:>11.2}x {:>11.2}x",
-                format!("{} ({state})", workload.name()),
-                seconds(times[0]),
-                seconds(times[1]),
-                seconds(times[2]),
-                times[1].as_secs_f64() / kernel,
-                times[2].as_secs_f64() / kernel,
-            );
+            print!("{:<24}", format!("{} ({state})", workload.name()));
+            for time in &times {
+                print!(" {:>13}s", seconds(*time));
+            }
+            for time in &times[1..] {
+                print!(" {:>13.2}x", time.as_secs_f64() / times[0].as_secs_f64());
+            }
+            println!(" {:>13.2}x", times[1].as_secs_f64() / times[3].as_secs_f64());
         }
     }
 }

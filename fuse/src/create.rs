@@ -71,6 +71,7 @@ impl OverlayFs {
             let _ = rfs::unlinkat(work, &temp, AtFlags::REMOVEDIR);
         }
         result?;
+        self.nodes.lock().unwrap().changed(parent);
         self.remember_upper(parent, name)
     }
 
@@ -91,6 +92,7 @@ impl OverlayFs {
             let _ = rfs::unlinkat(self.stack.work_fd(), &temp, AtFlags::empty());
             return Err(errno);
         }
+        self.nodes.lock().unwrap().changed(parent);
         Ok(self.remember_upper(parent, name)?.1)
     }
 

@@ -1,12 +1,17 @@
-//! `opendir`, `readdir` and `readdirplus` over the listing of [`crate::readdir`].
+//! `readdir` and `readdirplus` over the listing of [`crate::readdir`], kept per directory
+//! until it changes.
+//!
+//! Directories are never opened: `opendir` fails with ENOSYS, after which the kernel sends
+//! no more `opendir` or `releasedir` requests and caches listings itself (Linux 5.1 and
+//! later), so a second walk of a tree costs no request at all.
 
 use std::ffi::OsString;
+use std::sync::Arc;
 
 use fuser::{FileAttr, FileType};
 use rustix::io::{Errno, Result};
 
 use crate::fs::OverlayFs;
-use crate::handles::OpenDir;
 use crate::inode::ROOT;
 use crate::readdir::{list, numbering, DirEntry};
 
@@ -20,44 +25,49 @@ pub struct PlusEntry {
 }
 
 impl OverlayFs {
-    pub(crate) fn open_dir(&self, id: u64) -> Result<u64> {
-        let _reading = self.reading();
-        let dir = self.dir_info(id)?;
+    /// The listing of directory `id`, `.` and `..` first.
+    fn listing(&self, id: u64) -> Result<Arc<Vec<DirEntry>>> {
         let parent = {
             let nodes = self.nodes.lock().unwrap();
             let node = nodes.get(id).ok_or(Errno::STALE)?;
+            if let Some(listing) = &node.listing {
+                return Ok(listing.clone());
+            }
             node.links.first().map_or(ROOT, |(parent, _)| *parent)
         };
-        let mut entries = vec![
-            dot_entry(".", id),
-            dot_entry("..", parent),
-        ];
+        let dir = self.dir_info(id)?;
+        let mut entries = vec![dot_entry(".", id), dot_entry("..", parent)];
         entries.extend(list(&self.stack, dir.dir_layers(), &dir.path, numbering(&self.nodes))?);
-        Ok(self.handles.add_dir(OpenDir { node: id, entries }))
+        let listing = Arc::new(entries);
+        if let Some(node) = self.nodes.lock().unwrap().get_mut(id) {
+            node.listing = Some(listing.clone());
+        }
+        Ok(listing)
     }
 
-    /// The entries of directory handle `handle` from `offset` on, with their offsets.
-    pub(crate) fn read_dir(&self, handle: u64, offset: u64) -> Result<Vec<(u64, FileType, u64, OsString)>> {
-        let dir = self.handles.dir(handle).ok_or(Errno::BADF)?;
-        let entries = dir.entries.iter().enumerate().skip(offset as usize);
+    /// The entries of directory `id` from `offset` on, with the offset after each.
+    pub(crate) fn read_dir(&self, id: u64, offset: u64) -> Result<Vec<(u64, FileType, u64, OsString)>> {
+        let _reading = self.reading();
+        let listing = self.listing(id)?;
+        let entries = listing.iter().enumerate().skip(offset as usize);
         Ok(entries
             .map(|(index, entry)| (entry.ino, entry.kind, index as u64 + 1, entry.name.clone()))
             .collect())
     }
 
-    /// Sends the entries of directory handle `handle` from `offset` on, each with its
-    /// attributes, to `add` until it returns true (the reply is full). Every entry sent but
-    /// `.` and `..` counts as a lookup.
+    /// Sends the entries of directory `id` from `offset` on, each with its attributes, to
+    /// `add` until it returns true (the reply is full). Every entry sent but `.` and `..`
+    /// counts as a lookup.
     pub(crate) fn read_dir_plus(
         &self,
-        handle: u64,
+        id: u64,
         offset: u64,
         mut add: impl FnMut(&PlusEntry) -> bool,
     ) -> Result<()> {
-        let dir = self.handles.dir(handle).ok_or(Errno::BADF)?;
         let _reading = self.reading();
-        for (index, entry) in dir.entries.iter().enumerate().skip(offset as usize) {
-            let Some(plus) = self.plus_entry(dir.node, entry, index as u64 + 1)? else {
+        let listing = self.listing(id)?;
+        for (index, entry) in listing.iter().enumerate().skip(offset as usize) {
+            let Some(plus) = self.plus_entry(id, entry, index as u64 + 1)? else {
                 continue;
             };
             if add(&plus) {
@@ -82,7 +92,8 @@ impl OverlayFs {
                 counted: false,
             }));
         }
-        // The entry may have gone since `opendir`: then there are no attributes to send.
+        // The entry may have gone since the listing was taken: then there are no attributes
+        // to send.
         let attr = self.lookup_name(dir, &entry.name)?;
         Ok(attr.map(|attr| PlusEntry {
             name: entry.name.clone(),
@@ -90,10 +101,6 @@ impl OverlayFs {
             attr,
             counted: true,
         }))
-    }
-
-    pub(crate) fn release_dir(&self, handle: u64) {
-        self.handles.remove_dir(handle);
     }
 }
 

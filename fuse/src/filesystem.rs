@@ -17,21 +17,21 @@ use tracing::debug;
 
 use crate::attr::decode_device;
 use crate::create::{Caller, NewEntry};
-use crate::fs::OverlayFs;
+use crate::fs::{OpenMode, OverlayFs};
 use crate::layers::{at_path, Layer};
 use crate::setattr::AttrChanges;
 
 const GENERATION: Generation = Generation(0);
 
 /// Capabilities asked of the kernel when it offers them: attributes with directory
-/// listings, cached symlink targets, parallel lookups in one directory, and O_TRUNC
-/// delivered with `open` (so a copy-up for truncation skips copying the data).
+/// listings, cached symlink targets, parallel lookups in one directory, and directories
+/// read without `opendir`.
 const WANTED: [InitFlags; 5] = [
     InitFlags::FUSE_DO_READDIRPLUS,
     InitFlags::FUSE_READDIRPLUS_AUTO,
     InitFlags::FUSE_CACHE_SYMLINKS,
     InitFlags::FUSE_PARALLEL_DIROPS,
-    InitFlags::FUSE_ATOMIC_O_TRUNC,
+    InitFlags::FUSE_NO_OPENDIR_SUPPORT,
 ];
 
 fn errno(errno: rustix::io::Errno) -> Errno {
@@ -95,11 +95,19 @@ impl Filesystem for OverlayFs {
                 debug!(?missing, "kernel lacks a FUSE capability");
             }
         }
-        if self.options.passthrough
-            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && config.set_max_stack_depth(1).is_ok()
-        {
-            self.passthrough.store(true, Ordering::Relaxed);
+        match self.options.open {
+            OpenMode::Cached => {
+                let _ = config.add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT);
+            }
+            OpenMode::Passthrough => {
+                // O_TRUNC delivered with `open`, so a copy-up for truncation skips the data.
+                let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+                if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                    && config.set_max_stack_depth(1).is_ok()
+                {
+                    self.passthrough.store(true, Ordering::Relaxed);
+                }
+            }
         }
         Ok(())
     }
@@ -223,6 +231,10 @@ impl Filesystem for OverlayFs {
     }
 
     fn open(&self, _request: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.options.open == OpenMode::Cached {
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
         match self.open_file(ino.0, flags.0, &backing) {
             Ok(opened) => match &opened.backing {
@@ -236,7 +248,7 @@ impl Filesystem for OverlayFs {
     fn read(
         &self,
         _request: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -244,7 +256,7 @@ impl Filesystem for OverlayFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match OverlayFs::read(self, fh.0, offset, size) {
+        match OverlayFs::read(self, ino.0, fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(error) => reply.error(errno(error)),
         }
@@ -253,7 +265,7 @@ impl Filesystem for OverlayFs {
     fn write(
         &self,
         _request: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -262,14 +274,15 @@ impl Filesystem for OverlayFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match OverlayFs::write(self, fh.0, offset, data) {
+        match OverlayFs::write(self, ino.0, fh.0, offset, data) {
             Ok(written) => reply.written(written),
             Err(error) => reply.error(errno(error)),
         }
     }
 
     fn flush(&self, _request: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+        // Nothing to do on close; ENOSYS tells the kernel to stop sending `flush`.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -286,24 +299,17 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsync(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        reply_empty(OverlayFs::fsync(self, fh.0, datasync), reply);
+    fn fsync(&self, _request: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        reply_empty(OverlayFs::fsync(self, ino.0, fh.0, datasync), reply);
     }
 
-    fn opendir(&self, _request: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.open_dir(ino.0) {
-            // The kernel may keep the listing in its cache: it drops it itself when a
-            // request through this mount changes the directory.
-            Ok(handle) => reply.opened(
-                FileHandle(handle),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Err(error) => reply.error(errno(error)),
-        }
+    fn opendir(&self, _request: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // See `dir`: directories are read without being opened.
+        reply.error(Errno::ENOSYS);
     }
 
-    fn readdir(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        match self.read_dir(fh.0, offset) {
+    fn readdir(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        match self.read_dir(ino.0, offset) {
             Ok(entries) => {
                 for (ino, kind, offset, name) in entries {
                     if reply.add(INodeNo(ino), offset, kind, name) {
@@ -316,9 +322,9 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn readdirplus(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let ttl = self.ttl;
-        let result = self.read_dir_plus(fh.0, offset, |entry| {
+        let result = self.read_dir_plus(ino.0, offset, |entry| {
             reply.add(entry.attr.ino, entry.offset, &entry.name, &ttl, &entry.attr, GENERATION)
         });
         match result {
@@ -327,8 +333,7 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn releasedir(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.release_dir(fh.0);
+    fn releasedir(&self, _request: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         reply.ok();
     }
 
@@ -379,10 +384,20 @@ impl Filesystem for OverlayFs {
         reply: ReplyCreate,
     ) {
         let entry = NewEntry::File { mode };
+        let created = self.create_entry(parent.0, name, entry, caller(request));
+        if self.options.open == OpenMode::Cached {
+            // The kernel needs a handle here; requests on it come as if without one.
+            match created {
+                Ok((_, attr)) => {
+                    let flags = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
+                    reply.created(&self.ttl, &attr, GENERATION, FileHandle(0), flags);
+                }
+                Err(error) => reply.error(errno(error)),
+            }
+            return;
+        }
         let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
-        let result = self
-            .create_entry(parent.0, name, entry, caller(request))
-            .and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
+        let result = created.and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
         match result {
             Ok((opened, attr)) => {
                 let handle = FileHandle(opened.handle);
@@ -395,12 +410,12 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn fallocate(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        reply_empty(OverlayFs::fallocate(self, fh.0, offset, length, mode), reply);
+    fn fallocate(&self, _request: &Request, ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        reply_empty(OverlayFs::fallocate(self, ino.0, fh.0, (offset, length), mode), reply);
     }
 
-    fn lseek(&self, _request: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        match OverlayFs::lseek(self, fh.0, offset, whence) {
+    fn lseek(&self, _request: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        match OverlayFs::lseek(self, ino.0, fh.0, offset, whence) {
             Ok(position) => reply.offset(position),
             Err(error) => reply.error(errno(error)),
         }

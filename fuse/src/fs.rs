@@ -22,13 +22,21 @@ use crate::inode::{Node, Nodes};
 use crate::layers::{at_path, Layer, Layers, Stack};
 use crate::lookup::{find, DirLayers};
 
+/// How opens are served; see [`crate::open`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Opens cost no request, and the kernel keeps file pages cached across opens.
+    Cached,
+    /// Every open is a request; the kernel reads and writes the real file directly.
+    Passthrough,
+}
+
 /// How the file system is served.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Worker threads reading requests from the kernel.
     pub threads: usize,
-    /// Ask the kernel to pass reads and writes of opened files straight to the real file.
-    pub passthrough: bool,
+    pub open: OpenMode,
     /// How long the kernel may cache names and attributes. Layers do not change while
     /// mounted and every change to the upper layer passes through this file system, so this
     /// can be long.
@@ -39,7 +47,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)),
-            passthrough: true,
+            open: OpenMode::Cached,
             ttl: Duration::from_secs(24 * 60 * 60),
         }
     }

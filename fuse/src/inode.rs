@@ -7,20 +7,26 @@
 //! Files on another device, and a real inode number that equals the root's node ID, get a
 //! number from a separate range instead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use fuser::{BackingId, FileType};
+use rustix::fd::OwnedFd;
 
 use crate::layers::Layer;
+use crate::readdir::DirEntry;
 
 pub const ROOT: u64 = 1;
 
 /// Numbers handed out for files whose real inode number cannot be used; real inode numbers
 /// of the file systems layers live on stay far below.
 const REMAPPED_BASE: u64 = 1 << 63;
+
+/// Real files kept open for requests that come without a handle; the oldest is closed
+/// first. Bounded so that reading a large tree cannot exhaust file descriptors.
+const MAX_OPEN_FILES: usize = 512;
 
 pub struct Node {
     pub kind: FileType,
@@ -44,6 +50,32 @@ pub struct Node {
     /// open: the kernel allows one backing file per inode at a time, so new opens go without
     /// passthrough until those handles are released.
     pub stale_backing: bool,
+    /// The real file, kept open for reads and writes that come without a handle.
+    pub file: Option<Arc<OwnedFd>>,
+    /// Whether `file` was opened for writing.
+    pub file_writable: bool,
+    /// Directories only: the merged listing, `.` and `..` first, kept until the directory
+    /// changes; entry `i` has offset `i + 1`.
+    pub listing: Option<Arc<Vec<DirEntry>>>,
+}
+
+impl Node {
+    fn new(kind: FileType, layer: Layer, lowers: Vec<usize>) -> Node {
+        Node {
+            kind,
+            links: Vec::new(),
+            layer,
+            lowers,
+            lookups: 0,
+            backing: Weak::new(),
+            backing_writable: false,
+            passthrough_opens: 0,
+            stale_backing: false,
+            file: None,
+            file_writable: false,
+            listing: None,
+        }
+    }
 }
 
 /// What a lookup found for a name, before it becomes a node.
@@ -64,27 +96,21 @@ pub struct Nodes {
     /// Node IDs of lower files that were copied up. Another name of such a file (a hardlink
     /// copy-up did not follow) now names a different file and gets a number of its own.
     superseded: HashSet<u64>,
+    /// Nodes whose `file` is open, oldest first.
+    open_files: VecDeque<u64>,
 }
 
 impl Nodes {
     pub fn new(home_device: u64, root_layer: Layer, root_lowers: Vec<usize>) -> Nodes {
-        let root = Node {
-            kind: FileType::Directory,
-            links: Vec::new(),
-            layer: root_layer,
-            lowers: root_lowers,
-            lookups: 1,
-            backing: Weak::new(),
-            backing_writable: false,
-            passthrough_opens: 0,
-            stale_backing: false,
-        };
+        let mut root = Node::new(FileType::Directory, root_layer, root_lowers);
+        root.lookups = 1;
         Nodes {
             nodes: HashMap::from([(ROOT, root)]),
             home_device,
             remapped: HashMap::new(),
             copied_up: HashMap::new(),
             superseded: HashSet::new(),
+            open_files: VecDeque::new(),
         }
     }
 
@@ -113,17 +139,10 @@ impl Nodes {
     /// lookup, and returns the node ID.
     pub fn remember(&mut self, parent: u64, name: &OsStr, found: Found) -> u64 {
         let id = self.number(found.device, found.inode);
-        let node = self.nodes.entry(id).or_insert_with(|| Node {
-            kind: found.kind,
-            links: Vec::new(),
-            layer: found.layer,
-            lowers: Vec::new(),
-            lookups: 0,
-            backing: Weak::new(),
-            backing_writable: false,
-            passthrough_opens: 0,
-            stale_backing: false,
-        });
+        let node = self
+            .nodes
+            .entry(id)
+            .or_insert_with(|| Node::new(found.kind, found.layer, Vec::new()));
         node.kind = found.kind;
         node.layer = found.layer;
         node.lowers = found.lowers;
@@ -187,6 +206,41 @@ impl Nodes {
             node.layer = Layer::Upper;
             node.stale_backing = node.passthrough_opens > 0;
             node.backing = Weak::new();
+            node.file = None;
+        }
+    }
+
+    /// The open real file of node `id`, if one is kept and suits the access wanted.
+    pub fn file(&self, id: u64, write: bool) -> Option<Arc<OwnedFd>> {
+        let node = self.nodes.get(&id)?;
+        if write && !node.file_writable {
+            return None;
+        }
+        node.file.clone()
+    }
+
+    /// Keeps `file` open as the real file of node `id`, closing the oldest kept file when
+    /// there are too many.
+    pub fn keep_file(&mut self, id: u64, file: Arc<OwnedFd>, writable: bool) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        node.file = Some(file);
+        node.file_writable = writable;
+        self.open_files.retain(|&open| open != id);
+        self.open_files.push_back(id);
+        while self.open_files.len() > MAX_OPEN_FILES {
+            let oldest = self.open_files.pop_front().expect("queue is not empty");
+            if let Some(node) = self.nodes.get_mut(&oldest) {
+                node.file = None;
+            }
+        }
+    }
+
+    /// Drops the cached listing of directory `id` after a change in it.
+    pub fn changed(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.listing = None;
         }
     }
 }

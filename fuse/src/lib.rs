@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 
-pub use fs::Options;
+pub use fs::{OpenMode, Options};
 pub use layers::{Layers, UpperDirs};
 
 use fs::OverlayFs;

@@ -1,8 +1,17 @@
-//! Opening files, and the I/O of opens the kernel does not pass through.
+//! Opening files, and the I/O the kernel does not do by itself.
 //!
-//! With passthrough (Linux 6.9 or later) the kernel reads and writes the real file itself
-//! and only `open`, `release` and `fsync` reach this process. An unmodified file is opened
-//! in its lower layer; opening for writing first copies it up, as overlayfs does.
+//! In [`OpenMode::Cached`] (the default) `open` fails with ENOSYS, after which the kernel
+//! opens files without asking (Linux 3.14 and later) and keeps their pages cached across
+//! opens; reads it cannot serve from its cache, and all writes, come without a handle and
+//! use a real file kept open per node. The first write copies the file up.
+//!
+//! In [`OpenMode::Passthrough`] (Linux 6.9 and later) every open is a request, answered
+//! with a backing file that the kernel then reads and writes itself; only `open`,
+//! `release` and `fsync` reach this process. Opening for writing copies the file up first,
+//! as overlayfs does.
+//!
+//! [`OpenMode::Cached`]: crate::fs::OpenMode::Cached
+//! [`OpenMode::Passthrough`]: crate::fs::OpenMode::Passthrough
 
 use std::io;
 use std::sync::Arc;
@@ -61,14 +70,16 @@ impl OverlayFs {
             true => self.share_backing(info.id, &file, write && writable, backing),
             false => None,
         };
-        let flags = match &backing {
-            Some(_) => FopenFlags::empty(),
-            None if self.stale_backing(info.id) => FopenFlags::FOPEN_DIRECT_IO,
-            None => FopenFlags::FOPEN_KEEP_CACHE,
-        };
+        // `flush` does nothing here, so the kernel need not send it on every close.
+        let flags = FopenFlags::FOPEN_NOFLUSH
+            | match &backing {
+                Some(_) => FopenFlags::empty(),
+                None if self.stale_backing(info.id) => FopenFlags::FOPEN_DIRECT_IO,
+                None => FopenFlags::FOPEN_KEEP_CACHE,
+            };
         let handle = self.handles.add_file(OpenFile {
             node: info.id,
-            file,
+            file: Arc::new(file),
             backing: backing.clone(),
         });
         Ok(Opened {
@@ -159,12 +170,45 @@ impl OverlayFs {
         }
     }
 
-    pub(crate) fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+    /// The real file for an I/O request on node `id`: its handle's, or the node's own when
+    /// the request came without a handle.
+    fn request_file(&self, id: u64, handle: u64, write: bool) -> Result<Arc<OwnedFd>> {
+        match self.handles.file(handle) {
+            Some(open) => Ok(open.file.clone()),
+            None => self.node_file(id, write),
+        }
+    }
+
+    /// The real file of node `id`, kept open for requests without a handle; for writing,
+    /// after copying the node up.
+    fn node_file(&self, id: u64, write: bool) -> Result<Arc<OwnedFd>> {
+        if let Some(file) = self.nodes.lock().unwrap().file(id, write) {
+            return Ok(file);
+        }
+        if write {
+            let _writing = self.writable_namespace()?;
+            self.copy_up(id, true)?;
+            self.open_node_file(id, libc::O_RDWR)
+        } else {
+            let _reading = self.reading();
+            self.open_node_file(id, libc::O_RDONLY)
+        }
+    }
+
+    fn open_node_file(&self, id: u64, flags: i32) -> Result<Arc<OwnedFd>> {
+        let info = self.info(id)?;
+        let (file, writable) = self.open_real(&info, flags)?;
+        let file = Arc::new(file);
+        self.nodes.lock().unwrap().keep_file(id, file.clone(), writable);
+        Ok(file)
+    }
+
+    pub(crate) fn read(&self, id: u64, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let file = self.request_file(id, handle, false)?;
         let mut buffer = vec![0u8; size as usize];
         let mut filled = 0;
         while filled < buffer.len() {
-            let read = rustix::io::pread(&open.file, &mut buffer[filled..], offset + filled as u64)?;
+            let read = rustix::io::pread(&file, &mut buffer[filled..], offset + filled as u64)?;
             if read == 0 {
                 break;
             }
@@ -174,25 +218,25 @@ impl OverlayFs {
         Ok(buffer)
     }
 
-    pub(crate) fn write(&self, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
-        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+    pub(crate) fn write(&self, id: u64, handle: u64, offset: u64, data: &[u8]) -> Result<u32> {
+        let file = self.request_file(id, handle, true)?;
         let mut written = 0;
         while written < data.len() {
-            written += rustix::io::pwrite(&open.file, &data[written..], offset + written as u64)?;
+            written += rustix::io::pwrite(&file, &data[written..], offset + written as u64)?;
         }
         Ok(written as u32)
     }
 
-    pub(crate) fn fsync(&self, handle: u64, data_only: bool) -> Result<()> {
-        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+    pub(crate) fn fsync(&self, id: u64, handle: u64, data_only: bool) -> Result<()> {
+        let file = self.request_file(id, handle, false)?;
         match data_only {
-            true => rfs::fdatasync(&open.file),
-            false => rfs::fsync(&open.file),
+            true => rfs::fdatasync(&file),
+            false => rfs::fsync(&file),
         }
     }
 
-    pub(crate) fn lseek(&self, handle: u64, offset: i64, whence: i32) -> Result<i64> {
-        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+    pub(crate) fn lseek(&self, id: u64, handle: u64, offset: i64, whence: i32) -> Result<i64> {
+        let file = self.request_file(id, handle, false)?;
         let position = match whence {
             libc::SEEK_DATA => SeekFrom::Data(offset as u64),
             libc::SEEK_HOLE => SeekFrom::Hole(offset as u64),
@@ -200,12 +244,12 @@ impl OverlayFs {
             libc::SEEK_END => SeekFrom::End(offset),
             _ => return Err(Errno::INVAL),
         };
-        Ok(rfs::seek(&open.file, position)? as i64)
+        Ok(rfs::seek(&file, position)? as i64)
     }
 
-    pub(crate) fn fallocate(&self, handle: u64, offset: u64, length: u64, mode: i32) -> Result<()> {
-        let open = self.handles.file(handle).ok_or(Errno::BADF)?;
+    pub(crate) fn fallocate(&self, id: u64, handle: u64, range: (u64, u64), mode: i32) -> Result<()> {
+        let file = self.request_file(id, handle, true)?;
         let mode = FallocateFlags::from_bits_retain(mode as u32);
-        rfs::fallocate(&open.file, mode, offset, length)
+        rfs::fallocate(&file, mode, range.0, range.1)
     }
 }

@@ -40,7 +40,9 @@ impl OverlayFs {
             Layer::Upper => self.remove_upper(&target, whiteout)?,
             Layer::Lower(_) => self.put_whiteout(&target.path, false)?,
         }
-        self.nodes.lock().unwrap().unlink(target.id, parent, name);
+        let mut nodes = self.nodes.lock().unwrap();
+        nodes.unlink(target.id, parent, name);
+        nodes.changed(parent);
         Ok(())
     }
 

@@ -56,6 +56,8 @@ impl OverlayFs {
             nodes.unlink(target.id, new.0, new.1);
         }
         nodes.rename(source.id, old, new);
+        nodes.changed(old.0);
+        nodes.changed(new.0);
         Ok(())
     }
 
