@@ -212,3 +212,44 @@ fn mounted_busybox_matches_tar_extraction() {
     assert_mount_matches_tar("busybox");
     assert_mount_matches_tar("busybox:musl");
 }
+
+/// Counts the registry's GET requests for blob `digest`, from the access log lines of the log
+/// that `fixtures/registry` keeps in `LAYERFS_TEST_REGISTRY_DIR`.
+fn blob_fetches(digest: &str) -> usize {
+    let dir = std::env::var("LAYERFS_TEST_REGISTRY_DIR")
+        .expect("LAYERFS_TEST_REGISTRY_DIR is not set: run the suite with fixtures/test");
+    let log = std::fs::read_to_string(std::path::Path::new(&dir).join("registry.log")).unwrap();
+    let request = format!("/blobs/{digest} HTTP/1.1\"");
+    log.lines()
+        .filter(|line| line.contains("\"GET /v2/") && line.contains(&request))
+        .count()
+}
+
+#[test]
+fn concurrent_pulls_fetch_each_layer_once() {
+    let scout = Env::new();
+    scout.ok(&["pull", "alpine:3.18"]);
+    let layer = inspect(&scout, "alpine:3.18")["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = blob_fetches(&layer);
+
+    let env = Env::new();
+    env.ok(&["images"]);
+    let pulls: Vec<_> = (0..2)
+        .map(|_| env.command().args(["pull", "alpine:3.18"]).spawn().unwrap())
+        .collect();
+    for mut pull in pulls {
+        assert!(pull.wait().unwrap().success());
+    }
+    let layers = std::fs::read_dir(env.root.join("layers/sha256"))
+        .unwrap()
+        .count();
+    assert_eq!(layers, 1);
+    assert_eq!(blob_fetches(&layer) - before, 1);
+    assert!(std::fs::read_dir(env.root.join("tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}

@@ -102,3 +102,56 @@ fn direct_unknown_repository_names_the_registry() {
     let message = failed_pull(&env, &[&reference]);
     assert!(message.contains(&common::registry()), "{message}");
 }
+
+/// A loopback port with no listener: bound, then released.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn down_mirror_falls_back_to_the_next_endpoint() {
+    let env = Env::new();
+    let registry = common::registry();
+    let down = closed_port();
+    env.write_config(&format!(
+        "[registry.\"docker.io\"]\nmirrors = [\"http://127.0.0.1:{down}\"]\nserver = \"http://{registry}\"\n"
+    ));
+    let output = env.ok(&["pull", "hello-world"]);
+    assert!(
+        output.starts_with("Pulled docker.io/library/hello-world:latest"),
+        "{output}"
+    );
+}
+
+#[test]
+fn every_endpoint_failing_reports_each() {
+    let env = Env::new();
+    let registry = common::registry();
+    let down = closed_port();
+    env.write_config(&format!(
+        "[registry.\"docker.io\"]\nmirrors = [\"http://{registry}\"]\nserver = \"http://127.0.0.1:{down}\"\n"
+    ));
+    let message = failed_pull(&env, &["no-such-image"]);
+    assert!(
+        message.contains(&format!("not found at http://{registry}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("127.0.0.1:{down} is unreachable")),
+        "{message}"
+    );
+}
+
+#[test]
+fn invalid_config_names_file_and_line() {
+    let env = Env::new();
+    env.write_config("[registry.\"docker.io\"]\nmirrors = [\"ftp://x\"]\n");
+    let stderr = env.fails(&["pull", "busybox"]);
+    assert!(stderr.contains(env.config.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -34,20 +34,21 @@ const MAX_MANIFEST: usize = 4 << 20;
 /// A registry client that knows each registry's mirrors.
 ///
 /// Blobs go through `oci-client`. Manifests are fetched with a plain GET carrying the token
-/// `oci-client` obtained, because `oci-client` rejects a manifest whose body does not hash to
-/// the registry's `Docker-Content-Digest` before the caller can see why: a Docker schema 1
-/// manifest always fails that way (its registry digest leaves out the signature), and layerfs
-/// wants to report it as the unsupported kind it is.
+/// that `oci-client` obtained. The reason is that `oci-client` rejects a manifest whose body
+/// does not hash to the registry's `Docker-Content-Digest` before the caller can see why. A
+/// Docker schema 1 manifest always fails that way, because its registry digest leaves out the
+/// signature, and layerfs reports it as the unsupported kind it is.
 pub struct Client {
     hosts: HostsConfig,
     https: oci_client::Client,
     http: oci_client::Client,
     plain: reqwest::Client,
-    /// Bearer tokens per endpoint and repository; `None` where the registry asks for none.
+    /// Bearer tokens per endpoint and repository, `None` where the registry requires none.
     tokens: Mutex<HashMap<(Endpoint, String), Option<String>>>,
 }
 
-/// Where a manifest came from. The blobs it names are fetched from the same place.
+/// The endpoint and repository a manifest came from. The blobs it names are fetched from the
+/// same place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub endpoint: Endpoint,
@@ -100,7 +101,14 @@ impl Client {
                 .fetch_manifest_at(&source, &key, reference.digest())
                 .await
             {
-                Ok(manifest) => return Ok(manifest),
+                Ok(manifest) => {
+                    // Only now is a failed mirror worth a warning: when every endpoint fails,
+                    // the error reports them all.
+                    for error in &errors {
+                        warn!(%error, "skipped a failing endpoint");
+                    }
+                    return Ok(manifest);
+                }
                 Err(error) => {
                     debug!(endpoint = %source.endpoint, %error, "manifest fetch failed");
                     errors.push(error);
@@ -108,7 +116,6 @@ impl Client {
             }
         }
         if errors.len() > 1 {
-            warn!(%reference, "every endpoint failed; mirrors are tried before the registry");
             return Err(Error::AllEndpointsFailed(errors));
         }
         Err(errors
@@ -212,8 +219,8 @@ impl Client {
         })
     }
 
-    /// Gets (once per endpoint and repository) the anonymous pull token the registry asks
-    /// for, through `oci-client`'s challenge handling.
+    /// Gets the anonymous pull token the registry requires, once per endpoint and repository,
+    /// through `oci-client`'s challenge handling.
     async fn token(&self, source: &Source) -> Result<Option<String>> {
         let key = (source.endpoint.clone(), source.repository.clone());
         let mut tokens = self.tokens.lock().await;
@@ -417,7 +424,7 @@ fn envelope_error(envelope: OciEnvelope, what: String, endpoint: Endpoint) -> Er
     }
 }
 
-/// The most specific message in an error's source chain ("Connection refused (os error 111)"
+/// Returns the most specific message in an error's source chain ("Connection refused (os error 111)"
 /// rather than "error sending request for url …").
 fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;

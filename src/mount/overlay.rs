@@ -12,13 +12,15 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::fs_error::{FsContext, FsError};
 
 /// `mount(2)` copies at most one page of option data.
 const OPTIONS_LIMIT: usize = 4095;
 
 /// The directories of one overlay mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Overlay {
     /// Lower directories, topmost first, as overlayfs lists them.
     pub lowers: Vec<PathBuf>,
@@ -26,14 +28,14 @@ pub struct Overlay {
     pub upper: Option<UpperDirs>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpperDirs {
     pub upper: PathBuf,
     pub work: PathBuf,
 }
 
 impl Overlay {
-    /// The option string for `mount(2)`.
+    /// Builds the option string for `mount(2)`.
     pub fn options(&self) -> String {
         let lowers: Vec<String> = self.lowers.iter().map(|dir| escape(dir)).collect();
         let mut options = format!("lowerdir={}", lowers.join(":"));

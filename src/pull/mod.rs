@@ -2,7 +2,7 @@
 //! every layer the store lacks, concurrently, and record the image.
 //!
 //! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
-//! verified, so a failed pull leaves the store as it was; then layers are committed bottom
+//! verified, so a failed pull leaves the store as it was. Then layers are committed bottom
 //! first, blobs before the directories unpacked from them, and the image record last. A
 //! layer's store lock is held from before it is fetched until it is committed, so a
 //! concurrent pull of the same layer waits and then finds it.
@@ -75,14 +75,14 @@ pub enum Error {
     NestedIndex {
         index: Digest,
         nested: Digest,
-        platform: Platform,
+        platform: Box<Platform>,
     },
 
     #[error("image {reference} is for platform {actual}, not the requested {requested}")]
     PlatformMismatch {
         reference: String,
-        requested: Platform,
-        actual: Platform,
+        requested: Box<Platform>,
+        actual: Box<Platform>,
     },
 
     #[error("{what} is larger than {limit} bytes")]
@@ -182,7 +182,7 @@ impl Puller {
             return Err(Error::NestedIndex {
                 index: fetched.digest,
                 nested: child.digest,
-                platform: wanted,
+                platform: Box::new(wanted),
             });
         };
         blobs.push((child.digest.clone(), child.bytes));
@@ -245,8 +245,8 @@ impl Puller {
         }
         Err(Error::PlatformMismatch {
             reference: reference.to_string(),
-            requested: requested.clone(),
-            actual,
+            requested: Box::new(requested.clone()),
+            actual: Box::new(actual),
         })
     }
 
@@ -361,7 +361,7 @@ impl Staged {
     }
 }
 
-/// What one layer task needs, moved into the task.
+/// The state one layer task owns.
 struct LayerContext {
     store: Store,
     client: Arc<Client>,

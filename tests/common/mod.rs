@@ -58,6 +58,11 @@ impl Env {
         Env { dir, root, config }
     }
 
+    /// Replaces the config file with `text`.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(&self.config, text).unwrap();
+    }
+
     /// A `layerfs` command with this environment's store and config.
     pub fn command(&self) -> Command {
         let mut command = Command::new(layerfs_binary());

@@ -1,0 +1,74 @@
+//! Finding the command in the container's `PATH` and replacing PID 1 with it.
+
+use std::ffi::CString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::unistd::execve;
+
+use super::spec::{get_env, Process, DEFAULT_PATH};
+use super::Error;
+
+/// Executes the process; returns only on failure.
+pub fn exec(process: &Process) -> Error {
+    let name = &process.args[0];
+    let path_var = get_env(&process.env, "PATH").unwrap_or(DEFAULT_PATH);
+    let Some(path) = find_executable(name, path_var) else {
+        return Error::CommandNotFound(name.clone());
+    };
+    let args = match to_cstrings(&process.args) {
+        Ok(args) => args,
+        Err(error) => return error,
+    };
+    let env = match to_cstrings(&process.env) {
+        Ok(env) => env,
+        Err(error) => return error,
+    };
+    let program = match CString::new(path.as_os_str().as_encoded_bytes()) {
+        Ok(program) => program,
+        Err(_) => return Error::InvalidString(path.display().to_string()),
+    };
+    let errno = match execve(&program, &args, &env) {
+        Err(errno) => errno,
+        Ok(never) => match never {},
+    };
+    match errno {
+        Errno::ENOENT => Error::CommandNotFound(path.display().to_string()),
+        errno => Error::CannotExecute {
+            path,
+            reason: errno.desc().to_owned(),
+        },
+    }
+}
+
+/// Finds the program to execute. A name with a slash is used as it is, and other names are
+/// searched in `path_var`, as execvp(3) does.
+fn find_executable(name: &str, path_var: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    path_var
+        .split(':')
+        .map(|dir| {
+            if dir.is_empty() {
+                Path::new(".")
+            } else {
+                Path::new(dir)
+            }
+        })
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+fn to_cstrings(items: &[String]) -> Result<Vec<CString>, Error> {
+    items
+        .iter()
+        .map(|item| CString::new(item.as_bytes()).map_err(|_| Error::InvalidString(item.clone())))
+        .collect()
+}

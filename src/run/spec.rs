@@ -1,0 +1,203 @@
+//! What the parent hands to the container's init: the overlay to mount, the hostname, and the
+//! process to start, resolved from the image config and the command line. The resolution is
+//! pure; it is tested here without namespaces.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::ImageConfig;
+use crate::mount::Overlay;
+
+/// Used when neither the image nor the command line sets `PATH`, as Docker does.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The container's init reads this from the environment variable [`SPEC_ENV`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitSpec {
+    pub hostname: String,
+    /// The directory to mount the overlay on; it becomes `/`.
+    pub rootfs: PathBuf,
+    pub overlay: Overlay,
+    pub process: Process,
+}
+
+pub const SPEC_ENV: &str = "_LAYERFS_INIT_SPEC";
+
+/// The process to start in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Process {
+    pub args: Vec<String>,
+    /// `KEY=VALUE` strings, in order.
+    pub env: Vec<String>,
+    pub cwd: String,
+    /// `USER[:GROUP]` by name or number, resolved inside the container; `None` means root.
+    pub user: Option<String>,
+}
+
+/// What the command line changes in the image's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces the image's `Cmd` when not empty.
+    pub command: Vec<String>,
+    /// Replaces the image's `Entrypoint`; an empty string clears it.
+    pub entrypoint: Option<String>,
+    /// `KEY=VALUE` added to (or replacing) the image's `Env`.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
+pub struct NoCommand;
+
+/// Combines the image config and the command line as Docker does: the entrypoint (image's or
+/// `--entrypoint`) followed by the command line's arguments, or else by the image's `Cmd`.
+pub fn resolve_process(
+    config: &ImageConfig,
+    overrides: &Overrides,
+    hostname: &str,
+) -> Result<Process, NoCommand> {
+    let entrypoint = match &overrides.entrypoint {
+        Some(text) if text.is_empty() => Vec::new(),
+        Some(text) => vec![text.clone()],
+        None => config.entrypoint(),
+    };
+    // `--entrypoint` also drops the image's Cmd, as in Docker.
+    let command = if !overrides.command.is_empty() {
+        overrides.command.clone()
+    } else if overrides.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd()
+    };
+    let args: Vec<String> = entrypoint.into_iter().chain(command).collect();
+    if args.is_empty() {
+        return Err(NoCommand);
+    }
+
+    let mut env = config.env();
+    for entry in &overrides.env {
+        set_env(&mut env, entry);
+    }
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    set_env(&mut env, &format!("HOSTNAME={hostname}"));
+
+    let cwd = overrides
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir())
+        .unwrap_or_else(|| "/".to_owned());
+    let user = overrides.user.clone().or_else(|| config.user());
+    Ok(Process {
+        args,
+        env,
+        cwd,
+        user,
+    })
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY in place.
+pub fn set_env(env: &mut Vec<String>, entry: &str) {
+    let key = entry.split_once('=').map_or(entry, |(key, _)| key);
+    let existing = env
+        .iter_mut()
+        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
+    match existing {
+        Some(slot) => *slot = entry.to_owned(),
+        None => env.push(entry.to_owned()),
+    }
+}
+
+/// Looks up KEY in `KEY=VALUE` strings.
+pub fn get_env<'a>(env: &'a [String], key: &str) -> Option<&'a str> {
+    env.iter()
+        .filter_map(|e| e.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, value)| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use layerfs_registry::Digest;
+
+    fn config(process: &str) -> ImageConfig {
+        let json = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{{process}}},
+            "rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        );
+        ImageConfig::parse(json.as_bytes(), &Digest::of(json.as_bytes())).unwrap()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Image process fields, command line, `--entrypoint`, expected arguments.
+    type ArgsCase<'a> = (&'a str, Vec<String>, Option<&'a str>, &'a [&'a str]);
+
+    #[test]
+    fn args_resolution_table() {
+        let image = r#""Entrypoint":["/entry"],"Cmd":["default"]"#;
+        let cases: &[ArgsCase] = &[
+            (image, vec![], None, &["/entry", "default"]),
+            (image, strings(&["x", "y"]), None, &["/entry", "x", "y"]),
+            (image, vec![], Some("/other"), &["/other"]),
+            (image, strings(&["x"]), Some(""), &["x"]),
+            (r#""Cmd":["/bin/sh"]"#, vec![], None, &["/bin/sh"]),
+            (
+                r#""Cmd":["/bin/sh"]"#,
+                strings(&["echo", "hi"]),
+                None,
+                &["echo", "hi"],
+            ),
+        ];
+        for (image, command, entrypoint, expected) in cases {
+            let overrides = Overrides {
+                command: command.clone(),
+                entrypoint: entrypoint.map(str::to_owned),
+                ..Overrides::default()
+            };
+            let process = resolve_process(&config(image), &overrides, "host").unwrap();
+            assert_eq!(process.args, *expected, "image {image} command {command:?}");
+        }
+    }
+
+    #[test]
+    fn no_command_is_an_error() {
+        let result = resolve_process(&config(""), &Overrides::default(), "host");
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn default_path_and_hostname_are_added() {
+        let process =
+            resolve_process(&config(r#""Cmd":["x"]"#), &Overrides::default(), "c1").unwrap();
+        assert_eq!(get_env(&process.env, "PATH"), Some(DEFAULT_PATH));
+        assert_eq!(get_env(&process.env, "HOSTNAME"), Some("c1"));
+        assert_eq!(process.cwd, "/");
+        assert_eq!(process.user, None);
+    }
+
+    #[test]
+    fn image_env_is_kept_and_overridden() {
+        let image =
+            r#""Cmd":["x"],"Env":["PATH=/bin","A=1","B=2"],"WorkingDir":"/srv","User":"nobody""#;
+        let overrides = Overrides {
+            env: strings(&["B=3", "C=4"]),
+            workdir: Some("/tmp".to_owned()),
+            ..Overrides::default()
+        };
+        let process = resolve_process(&config(image), &overrides, "h").unwrap();
+        assert_eq!(
+            process.env,
+            ["PATH=/bin", "A=1", "B=3", "C=4", "HOSTNAME=h"]
+        );
+        assert_eq!(process.cwd, "/tmp");
+        assert_eq!(process.user.as_deref(), Some("nobody"));
+    }
+}
