@@ -180,11 +180,19 @@ fn median(mut times: Vec<Duration>) -> Duration {
 }
 
 /// Warm: all three mounted, one untimed pass each, then `runs` passes in turn.
-fn warm(workload: Workload, lower: &Path, empty: &Path, scratch: &Path, runs: usize) -> Vec<Duration> {
+fn warm(
+    workload: Workload,
+    lower: &Path,
+    empty: &Path,
+    scratch: &Path,
+    runs: usize,
+) -> Vec<Duration> {
     let mounts: Vec<Mounted> = Driver::ALL
         .iter()
         .enumerate()
-        .map(|(index, &driver)| Mounted::new(driver, lower, empty, &scratch.join(format!("m{index}"))))
+        .map(|(index, &driver)| {
+            Mounted::new(driver, lower, empty, &scratch.join(format!("m{index}")))
+        })
         .collect();
     let reference = workload.run(&mounts[0].target).1;
     for mounted in &mounts {
@@ -226,7 +234,10 @@ fn bench_tree() -> (PathBuf, String) {
     if !generated.join("done").exists() {
         generate_tree(&generated);
     }
-    (generated, "generated tree (debootstrap unavailable)".to_owned())
+    (
+        generated,
+        "generated tree (debootstrap unavailable)".to_owned(),
+    )
 }
 
 fn debootstrap(target: &Path) -> bool {
@@ -280,7 +291,11 @@ fn main() {
     fs::create_dir(&empty).unwrap();
     let mut totals = Totals::default();
     stat_walk(&tree, &mut totals);
-    println!("tree: {} ({description}), {} entries", tree.display(), totals.entries);
+    println!(
+        "tree: {} ({description}), {} entries",
+        tree.display(),
+        totals.entries
+    );
     println!("warm: median of {runs} runs; cold: one run after dropping caches\n");
     let names = Driver::ALL.map(Driver::name);
     println!("layerfs: default (cached) opens; layerfs-pt: passthrough opens");
@@ -305,7 +320,10 @@ fn main() {
             for time in &times[1..] {
                 print!(" {:>13.2}x", time.as_secs_f64() / times[0].as_secs_f64());
             }
-            println!(" {:>13.2}x", times[1].as_secs_f64() / times[3].as_secs_f64());
+            println!(
+                " {:>13.2}x",
+                times[1].as_secs_f64() / times[3].as_secs_f64()
+            );
         }
     }
 }

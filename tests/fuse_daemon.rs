@@ -44,7 +44,12 @@ impl Mounted {
         env.ok(&args);
         let target = target.canonicalize().unwrap();
         let mounts = env.root.join("mounts");
-        let dir = fs::read_dir(&mounts).unwrap().next().unwrap().unwrap().path();
+        let dir = fs::read_dir(&mounts)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let record = serde_json::from_slice(&fs::read(dir.join("mount.json")).unwrap()).unwrap();
         Mounted {
             target,
@@ -156,8 +161,13 @@ fn umount_keep_returns_fuse_upper() {
 
     let output = env.ok(&["umount", "--keep", path_arg(&mounted.target)]);
     let upper = PathBuf::from(output.trim().strip_prefix("Kept writable layer ").unwrap());
-    assert_eq!(fs::read_to_string(upper.join("etc/added")).unwrap(), "added\n");
+    assert_eq!(
+        fs::read_to_string(upper.join("etc/added")).unwrap(),
+        "added\n"
+    );
     let whiteout = fs::symlink_metadata(upper.join("etc/group")).unwrap();
-    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&whiteout.file_type()));
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &whiteout.file_type()
+    ));
     assert_eq!(std::os::unix::fs::MetadataExt::rdev(&whiteout), 0);
 }

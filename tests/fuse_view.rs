@@ -98,7 +98,10 @@ fn readdir_resumes_at_every_offset() {
         while let Some(entry) = reader.read() {
             rest.push(entry.unwrap().file_name().to_string_lossy().into_owned());
         }
-        let expected: Vec<String> = entries[start + 1..].iter().map(|(n, _)| n.clone()).collect();
+        let expected: Vec<String> = entries[start + 1..]
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect();
         assert_eq!(rest, expected, "resuming after entry {start}");
     }
     env.ok(&["umount", path_arg(&mounted)]);
@@ -118,35 +121,79 @@ fn apply_operations(root: &Path) -> Vec<String> {
     };
 
     let append = OpenOptions::new().append(true).open(at("etc/hostname"));
-    record("copy-up by append", append.and_then(|mut f| f.write_all(b"appended\n")));
-    record("chmod", fs::set_permissions(at("etc/passwd"), fs::Permissions::from_mode(0o600)));
-    record("chown", std::os::unix::fs::chown(at("etc/group"), Some(1000), Some(1000)));
+    record(
+        "copy-up by append",
+        append.and_then(|mut f| f.write_all(b"appended\n")),
+    );
+    record(
+        "chmod",
+        fs::set_permissions(at("etc/passwd"), fs::Permissions::from_mode(0o600)),
+    );
+    record(
+        "chown",
+        std::os::unix::fs::chown(at("etc/group"), Some(1000), Some(1000)),
+    );
     let shells = OpenOptions::new().write(true).open(at("etc/shells"));
     record("truncate", shells.and_then(|f| f.set_len(3)));
     record("delete lower file", fs::remove_file(at("etc/profile")));
     record("delete lower dir", fs::remove_dir_all(at("etc/apk")));
     record("recreate dir", fs::create_dir(at("etc/apk")));
-    record("file in recreated dir", fs::write(at("etc/apk/world"), "new\n"));
-    record("rename lower file", fs::rename(at("etc/issue"), at("etc/issue.moved")));
-    record("rename over file", fs::rename(at("etc/layerfs-added"), at("etc/os-release")));
-    record("rename lower dir", fs::rename(at("usr/share/apk"), at("moved-lower-dir")));
+    record(
+        "file in recreated dir",
+        fs::write(at("etc/apk/world"), "new\n"),
+    );
+    record(
+        "rename lower file",
+        fs::rename(at("etc/issue"), at("etc/issue.moved")),
+    );
+    record(
+        "rename over file",
+        fs::rename(at("etc/layerfs-added"), at("etc/os-release")),
+    );
+    record(
+        "rename lower dir",
+        fs::rename(at("usr/share/apk"), at("moved-lower-dir")),
+    );
     record("new dir", fs::create_dir(at("newdir")));
     record("file in new dir", fs::write(at("newdir/f"), "x\n"));
     record("rename new dir", fs::rename(at("newdir"), at("renamed")));
-    record("rename dir over empty lower dir", fs::rename(at("renamed"), at("mnt")));
-    record("hardlink", fs::hard_link(at("etc/issue.moved"), at("etc/issue.link")));
+    record(
+        "rename dir over empty lower dir",
+        fs::rename(at("renamed"), at("mnt")),
+    );
+    record(
+        "hardlink",
+        fs::hard_link(at("etc/issue.moved"), at("etc/issue.link")),
+    );
     record("symlink", symlink("../etc/hostname", at("etc/host.link")));
     let fifo = nix::unistd::mkfifo(&at("etc/fifo"), Mode::from_bits_truncate(0o640));
     record("fifo", fifo.map_err(std::io::Error::from));
-    let device = mknod(&at("etc/null2"), SFlag::S_IFCHR, Mode::from_bits_truncate(0o600), makedev(1, 3));
+    let device = mknod(
+        &at("etc/null2"),
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(1, 3),
+    );
     record("device", device.map_err(std::io::Error::from));
     let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_934_245);
     let times = File::options().write(true).open(at("etc/fstab"));
-    record("utimens", times.and_then(|f| f.set_times(FileTimes::new().set_modified(when))));
-    record("xattr", xattr::set(at("etc/inittab"), "user.layerfs", b"value"));
-    record("delete recreated file", fs::write(at("etc/motd2"), "").and_then(|()| fs::remove_file(at("etc/motd2"))));
+    record(
+        "utimens",
+        times.and_then(|f| f.set_times(FileTimes::new().set_modified(when))),
+    );
+    record(
+        "xattr",
+        xattr::set(at("etc/inittab"), "user.layerfs", b"value"),
+    );
+    record(
+        "delete recreated file",
+        fs::write(at("etc/motd2"), "").and_then(|()| fs::remove_file(at("etc/motd2"))),
+    );
     record("rmdir lower dir", fs::remove_dir(at("srv")));
-    record("rename onto deleted name", fs::rename(at("etc/shells"), at("etc/profile")));
+    record(
+        "rename onto deleted name",
+        fs::rename(at("etc/shells"), at("etc/profile")),
+    );
     outcomes
 }
 
@@ -195,7 +242,10 @@ fn same_changes_leave_same_trees() {
     let kernel_outcomes = apply_operations(&kernel);
     let fuse_outcomes = apply_operations(&fuse);
     assert_eq!(kernel_outcomes, fuse_outcomes);
-    assert!(fuse_outcomes.contains(&"rename lower dir: Some(18)".to_owned()), "{fuse_outcomes:?}");
+    assert!(
+        fuse_outcomes.contains(&"rename lower dir: Some(18)".to_owned()),
+        "{fuse_outcomes:?}"
+    );
 
     assert_same_tree(&kernel, &fuse, CHANGED, "merged trees");
     let kernel_upper = mount_dir(&env, &kernel).join("upper");
@@ -205,7 +255,10 @@ fn same_changes_leave_same_trees() {
     // Copy-up keeps times; the parent of a copied-up file keeps them too.
     let lower_passwd = fs::symlink_metadata(layer_dirs(&env, image)[1].join("etc/passwd")).unwrap();
     let fuse_passwd = fs::symlink_metadata(fuse.join("etc/passwd")).unwrap();
-    assert_eq!(fuse_passwd.modified().unwrap(), lower_passwd.modified().unwrap());
+    assert_eq!(
+        fuse_passwd.modified().unwrap(),
+        lower_passwd.modified().unwrap()
+    );
     let kernel_usr = fs::symlink_metadata(kernel.join("usr")).unwrap();
     let fuse_usr = fs::symlink_metadata(fuse.join("usr")).unwrap();
     assert_eq!(fuse_usr.modified().unwrap(), kernel_usr.modified().unwrap());
@@ -229,8 +282,18 @@ fn drivers_mount_each_others_upper() {
     let kernel_view = snapshot(&kernel, CHANGED);
     let kernel_upper = env.ok(&["umount", "--keep", path_arg(&kernel)]);
     let fuse_upper = env.ok(&["umount", "--keep", path_arg(&fuse)]);
-    let kernel_upper = PathBuf::from(kernel_upper.trim().strip_prefix("Kept writable layer ").unwrap());
-    let fuse_upper = PathBuf::from(fuse_upper.trim().strip_prefix("Kept writable layer ").unwrap());
+    let kernel_upper = PathBuf::from(
+        kernel_upper
+            .trim()
+            .strip_prefix("Kept writable layer ")
+            .unwrap(),
+    );
+    let fuse_upper = PathBuf::from(
+        fuse_upper
+            .trim()
+            .strip_prefix("Kept writable layer ")
+            .unwrap(),
+    );
 
     // The kernel over FUSE's upper layer, and FUSE over the kernel's.
     let work = env.path("work-a");
@@ -246,6 +309,10 @@ fn drivers_mount_each_others_upper() {
     ] {
         let view = snapshot(root, CHANGED);
         let differences = tree::differences(&kernel_view, &view);
-        assert!(differences.is_empty(), "{what}:\n{}", differences.join("\n"));
+        assert!(
+            differences.is_empty(),
+            "{what}:\n{}",
+            differences.join("\n")
+        );
     }
 }

@@ -46,7 +46,8 @@ fn time(seconds: i64, nanoseconds: u32) -> SystemTime {
     if seconds >= 0 {
         UNIX_EPOCH + Duration::new(seconds as u64, nanoseconds)
     } else {
-        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs()) + Duration::from_nanos(nanoseconds.into())
+        UNIX_EPOCH - Duration::from_secs(seconds.unsigned_abs())
+            + Duration::from_nanos(nanoseconds.into())
     }
 }
 
@@ -89,6 +90,9 @@ mod tests {
     #[test]
     fn times_before_epoch_convert() {
         let before = time(-2, 500_000_000);
-        assert_eq!(UNIX_EPOCH.duration_since(before).unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            UNIX_EPOCH.duration_since(before).unwrap(),
+            Duration::from_millis(1500)
+        );
     }
 }

@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid,
+};
 use rustix::io::{Errno, Result};
 
 use crate::fs::{NodeInfo, OverlayFs};
@@ -44,8 +46,15 @@ impl OverlayFs {
         }
         result?;
 
-        let copied = rfs::statat(self.stack.fd(Layer::Upper), &info.path, AtFlags::SYMLINK_NOFOLLOW)?;
-        self.nodes.lock().unwrap().copied_up(id, copied.st_dev, copied.st_ino);
+        let copied = rfs::statat(
+            self.stack.fd(Layer::Upper),
+            &info.path,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        self.nodes
+            .lock()
+            .unwrap()
+            .copied_up(id, copied.st_dev, copied.st_ino);
         Ok(())
     }
 
@@ -74,7 +83,13 @@ impl OverlayFs {
                 let target = rfs::readlinkat(source, path, Vec::new())?;
                 rfs::symlinkat(target.as_c_str(), work, temp)?;
             }
-            _ => rfs::mknodat(work, temp, file_type, Mode::from_raw_mode(0o600), stat.st_rdev)?,
+            _ => rfs::mknodat(
+                work,
+                temp,
+                file_type,
+                Mode::from_raw_mode(0o600),
+                stat.st_rdev,
+            )?,
         }
         set_owner(work, temp, stat.st_uid, stat.st_gid)?;
         if file_type != FileType::Symlink {

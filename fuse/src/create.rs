@@ -23,11 +23,20 @@ use crate::lookup::find;
 
 /// What to create.
 pub enum NewEntry<'a> {
-    File { mode: u32 },
-    Dir { mode: u32 },
+    File {
+        mode: u32,
+    },
+    Dir {
+        mode: u32,
+    },
     /// A device node, FIFO or socket: `mode` includes the file type.
-    Special { mode: u32, device: u64 },
-    Symlink { target: &'a Path },
+    Special {
+        mode: u32,
+        device: u64,
+    },
+    Symlink {
+        target: &'a Path,
+    },
 }
 
 /// The user creating an entry, from the request.
@@ -87,7 +96,13 @@ impl OverlayFs {
         let source = self.info(id)?;
         let temp = temp_name();
         let upper = self.stack.fd(Layer::Upper);
-        rfs::linkat(upper, &source.path, self.stack.work_fd(), &temp, AtFlags::empty())?;
+        rfs::linkat(
+            upper,
+            &source.path,
+            self.stack.work_fd(),
+            &temp,
+            AtFlags::empty(),
+        )?;
         if let Err(errno) = self.move_into_place(&temp, &dir.path.join(name), false) {
             let _ = rfs::unlinkat(self.stack.work_fd(), &temp, AtFlags::empty());
             return Err(errno);
@@ -138,7 +153,11 @@ impl OverlayFs {
     fn remember_upper(&self, parent: u64, name: &OsStr) -> Result<(NodeInfo, FileAttr)> {
         let dir = self.dir_info(parent)?;
         let path = dir.path.join(name);
-        let stat = rfs::statat(self.stack.fd(Layer::Upper), &path, AtFlags::SYMLINK_NOFOLLOW)?;
+        let stat = rfs::statat(
+            self.stack.fd(Layer::Upper),
+            &path,
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
         let kind = crate::attr::kind(stat.st_mode);
         let found = Found {
             kind,

@@ -37,7 +37,12 @@ impl OverlayFs {
         };
         let dir = self.dir_info(id)?;
         let mut entries = vec![dot_entry(".", id), dot_entry("..", parent)];
-        entries.extend(list(&self.stack, dir.dir_layers(), &dir.path, numbering(&self.nodes))?);
+        entries.extend(list(
+            &self.stack,
+            dir.dir_layers(),
+            &dir.path,
+            numbering(&self.nodes),
+        )?);
         let listing = Arc::new(entries);
         if let Some(node) = self.nodes.lock().unwrap().get_mut(id) {
             node.listing = Some(listing.clone());
@@ -46,7 +51,11 @@ impl OverlayFs {
     }
 
     /// The entries of directory `id` from `offset` on, with the offset after each.
-    pub(crate) fn read_dir(&self, id: u64, offset: u64) -> Result<Vec<(u64, FileType, u64, OsString)>> {
+    pub(crate) fn read_dir(
+        &self,
+        id: u64,
+        offset: u64,
+    ) -> Result<Vec<(u64, FileType, u64, OsString)>> {
         let _reading = self.reading();
         let listing = self.listing(id)?;
         let entries = listing.iter().enumerate().skip(offset as usize);

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use rustix::fs::{self as rfs, Mode, OFlags};
 use tracing::debug;
@@ -75,7 +75,13 @@ impl OverlayFs {
         }
     }
 
-    fn new_entry(&self, request: &Request, parent: INodeNo, name: &OsStr, entry: NewEntry<'_>) -> rustix::io::Result<FileAttr> {
+    fn new_entry(
+        &self,
+        request: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        entry: NewEntry<'_>,
+    ) -> rustix::io::Result<FileAttr> {
         self.create_entry(parent.0, name, entry, caller(request))
             .map(|(_, attr)| attr)
     }
@@ -182,7 +188,16 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn mknod(&self, request: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        request: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
         let entry = match rfs::FileType::from_raw_mode(mode) {
             rfs::FileType::RegularFile => NewEntry::File { mode },
             _ => NewEntry::Special {
@@ -193,7 +208,15 @@ impl Filesystem for OverlayFs {
         self.reply_entry(self.new_entry(request, parent, name, entry), reply);
     }
 
-    fn mkdir(&self, request: &Request, parent: INodeNo, name: &OsStr, mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        request: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
         let entry = NewEntry::Dir { mode };
         self.reply_entry(self.new_entry(request, parent, name, entry), reply);
     }
@@ -206,7 +229,14 @@ impl Filesystem for OverlayFs {
         reply_empty(self.remove(parent.0, name, true), reply);
     }
 
-    fn symlink(&self, request: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        request: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
         let entry = NewEntry::Symlink { target };
         self.reply_entry(self.new_entry(request, parent, link_name, entry), reply);
     }
@@ -226,7 +256,14 @@ impl Filesystem for OverlayFs {
         reply_empty(result, reply);
     }
 
-    fn link(&self, _request: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         self.reply_entry(OverlayFs::link(self, ino.0, newparent.0, newname), reply);
     }
 
@@ -238,7 +275,9 @@ impl Filesystem for OverlayFs {
         let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
         match self.open_file(ino.0, flags.0, &backing) {
             Ok(opened) => match &opened.backing {
-                Some(backing) => reply.opened_passthrough(FileHandle(opened.handle), opened.flags, backing),
+                Some(backing) => {
+                    reply.opened_passthrough(FileHandle(opened.handle), opened.flags, backing)
+                }
                 None => reply.opened(FileHandle(opened.handle), opened.flags),
             },
             Err(error) => reply.error(errno(error)),
@@ -280,7 +319,14 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn flush(&self, _request: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
         // Nothing to do on close; ENOSYS tells the kernel to stop sending `flush`.
         reply.error(Errno::ENOSYS);
     }
@@ -299,7 +345,14 @@ impl Filesystem for OverlayFs {
         reply.ok();
     }
 
-    fn fsync(&self, _request: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         reply_empty(OverlayFs::fsync(self, ino.0, fh.0, datasync), reply);
     }
 
@@ -308,7 +361,14 @@ impl Filesystem for OverlayFs {
         reply.error(Errno::ENOSYS);
     }
 
-    fn readdir(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         match self.read_dir(ino.0, offset) {
             Ok(entries) => {
                 for (ino, kind, offset, name) in entries {
@@ -322,10 +382,24 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn readdirplus(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+    fn readdirplus(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
         let ttl = self.ttl;
         let result = self.read_dir_plus(ino.0, offset, |entry| {
-            reply.add(entry.attr.ino, entry.offset, &entry.name, &ttl, &entry.attr, GENERATION)
+            reply.add(
+                entry.attr.ino,
+                entry.offset,
+                &entry.name,
+                &ttl,
+                &entry.attr,
+                GENERATION,
+            )
         });
         match result {
             Ok(()) => reply.ok(),
@@ -333,11 +407,25 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn releasedir(&self, _request: &Request, _ino: INodeNo, _fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+    fn releasedir(
+        &self,
+        _request: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
-    fn fsyncdir(&self, _request: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsyncdir(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         reply_empty(self.sync_dir(ino.0), reply);
     }
 
@@ -357,11 +445,27 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn setxattr(&self, _request: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         reply_empty(self.set_xattr(ino.0, name, value, flags), reply);
     }
 
-    fn getxattr(&self, _request: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
+        reply: ReplyXattr,
+    ) {
         reply_xattr(self.get_xattr(ino.0, name), size, reply);
     }
 
@@ -397,12 +501,20 @@ impl Filesystem for OverlayFs {
             return;
         }
         let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
-        let result = created.and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
+        let result =
+            created.and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
         match result {
             Ok((opened, attr)) => {
                 let handle = FileHandle(opened.handle);
                 match &opened.backing {
-                    Some(backing) => reply.created_passthrough(&self.ttl, &attr, GENERATION, handle, opened.flags, backing),
+                    Some(backing) => reply.created_passthrough(
+                        &self.ttl,
+                        &attr,
+                        GENERATION,
+                        handle,
+                        opened.flags,
+                        backing,
+                    ),
                     None => reply.created(&self.ttl, &attr, GENERATION, handle, opened.flags),
                 }
             }
@@ -410,11 +522,31 @@ impl Filesystem for OverlayFs {
         }
     }
 
-    fn fallocate(&self, _request: &Request, ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        reply_empty(OverlayFs::fallocate(self, ino.0, fh.0, (offset, length), mode), reply);
+    fn fallocate(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(
+            OverlayFs::fallocate(self, ino.0, fh.0, (offset, length), mode),
+            reply,
+        );
     }
 
-    fn lseek(&self, _request: &Request, ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+    fn lseek(
+        &self,
+        _request: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
         match OverlayFs::lseek(self, ino.0, fh.0, offset, whence) {
             Ok(position) => reply.offset(position),
             Err(error) => reply.error(errno(error)),
@@ -445,7 +577,12 @@ impl OverlayFs {
             return Ok(());
         }
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let dir = rfs::openat(self.stack.fd(Layer::Upper), at_path(&info.path), flags, Mode::empty())?;
+        let dir = rfs::openat(
+            self.stack.fd(Layer::Upper),
+            at_path(&info.path),
+            flags,
+            Mode::empty(),
+        )?;
         rfs::fsync(&dir)
     }
 }

@@ -88,7 +88,11 @@ mod tests {
             ("security.capability", "security.capability"),
         ];
         for (shown, stored) in cases {
-            assert_eq!(stored_xattr_name(OsStr::new(shown)), OsStr::new(stored), "{shown}");
+            assert_eq!(
+                stored_xattr_name(OsStr::new(shown)),
+                OsStr::new(stored),
+                "{shown}"
+            );
             let back = shown_xattr_name(OsStr::new(stored));
             assert_eq!(back.as_deref(), Some(OsStr::new(shown)), "{stored}");
         }

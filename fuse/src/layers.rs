@@ -131,7 +131,12 @@ impl Stack {
     }
 
     pub fn work_fd(&self) -> BorrowedFd<'_> {
-        self.upper.as_ref().expect("writes need an upper layer").1.fd.as_fd()
+        self.upper
+            .as_ref()
+            .expect("writes need an upper layer")
+            .1
+            .fd
+            .as_fd()
     }
 
     pub fn work_path(&self, name: &str) -> PathBuf {

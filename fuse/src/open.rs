@@ -42,7 +42,12 @@ pub fn opens_for_writing(flags: i32) -> bool {
 }
 
 impl OverlayFs {
-    pub(crate) fn open_file(&self, id: u64, flags: i32, backing: OpenBacking<'_>) -> Result<Opened> {
+    pub(crate) fn open_file(
+        &self,
+        id: u64,
+        flags: i32,
+        backing: OpenBacking<'_>,
+    ) -> Result<Opened> {
         let write = opens_for_writing(flags);
         if write {
             if !self.stack.writable() {
@@ -199,7 +204,10 @@ impl OverlayFs {
         let info = self.info(id)?;
         let (file, writable) = self.open_real(&info, flags)?;
         let file = Arc::new(file);
-        self.nodes.lock().unwrap().keep_file(id, file.clone(), writable);
+        self.nodes
+            .lock()
+            .unwrap()
+            .keep_file(id, file.clone(), writable);
         Ok(file)
     }
 
@@ -247,7 +255,13 @@ impl OverlayFs {
         Ok(rfs::seek(&file, position)? as i64)
     }
 
-    pub(crate) fn fallocate(&self, id: u64, handle: u64, range: (u64, u64), mode: i32) -> Result<()> {
+    pub(crate) fn fallocate(
+        &self,
+        id: u64,
+        handle: u64,
+        range: (u64, u64),
+        mode: i32,
+    ) -> Result<()> {
         let file = self.request_file(id, handle, true)?;
         let mode = FallocateFlags::from_bits_retain(mode as u32);
         rfs::fallocate(&file, mode, range.0, range.1)

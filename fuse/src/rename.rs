@@ -99,7 +99,9 @@ impl OverlayFs {
             }
             // A directory cannot replace the whiteout of a deleted name by rename(2).
             match rfs::statat(upper, &new_path, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(stat) if is_whiteout(&stat) => rfs::unlinkat(upper, &new_path, AtFlags::empty())?,
+                Ok(stat) if is_whiteout(&stat) => {
+                    rfs::unlinkat(upper, &new_path, AtFlags::empty())?
+                }
                 _ => {}
             }
         }

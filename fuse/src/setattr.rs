@@ -37,7 +37,12 @@ impl OverlayFs {
             rfs::chownat(upper, path, uid, gid, AtFlags::SYMLINK_NOFOLLOW)?;
         }
         if let Some(mode) = changes.mode {
-            rfs::chmodat(upper, path, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty())?;
+            rfs::chmodat(
+                upper,
+                path,
+                Mode::from_raw_mode(mode & 0o7777),
+                AtFlags::empty(),
+            )?;
         }
         if let Some(size) = changes.size {
             self.truncate(&info.path, changes.handle, size)?;

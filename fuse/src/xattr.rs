@@ -73,7 +73,10 @@ impl OverlayFs {
     pub(crate) fn get_xattr(&self, id: u64, name: &OsStr) -> Result<Vec<u8>> {
         let _reading = self.reading();
         let info = self.info(id)?;
-        get(&self.stack.path(info.layer, &info.path), &stored_xattr_name(name))
+        get(
+            &self.stack.path(info.layer, &info.path),
+            &stored_xattr_name(name),
+        )
     }
 
     /// The xattr names of node `id` as `listxattr(2)` returns them: each followed by a NUL.

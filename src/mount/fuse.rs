@@ -1,5 +1,6 @@
-//! The FUSE driver's daemon: a background `layerfs fuse-daemon DIR` process per mount that
-//! serves the merged view of the layers listed in `DIR/fuse.json`.
+//! The FUSE driver's daemon: a background `layerfs fuse-daemon DIR` process per mount (or
+//! per container of `layerfs run --driver fuse`) that serves the merged view of the layers
+//! listed in `DIR/fuse.json`.
 //!
 //! Start-up: the parent spawns the daemon with a pipe as its stdout and waits for the line
 //! `ready`, which the daemon prints once the mount is live, so `layerfs mount` returns only
@@ -87,7 +88,20 @@ pub fn start(dir: &Path, target: &Path, layers: &Layers) -> Result<u32> {
 
 fn last_line(log: &str) -> String {
     let line = log.lines().rev().find(|line| !line.trim().is_empty());
-    line.unwrap_or("it exited without a message").trim().to_owned()
+    line.unwrap_or("it exited without a message")
+        .trim()
+        .to_owned()
+}
+
+/// Unmounts the FUSE mount on `target` served by the daemon of directory `dir`, and waits
+/// for the daemon to exit.
+pub fn stop(dir: &Path, target: &Path) -> Result<()> {
+    match umount2(target, MntFlags::empty()) {
+        Ok(()) | Err(Errno::EINVAL) => {}
+        Err(Errno::EBUSY) => return Err(Error::Busy(target.to_path_buf())),
+        Err(errno) => return Err(FsError::new("unmounting", target, errno.into()).into()),
+    }
+    wait_for_exit(dir)
 }
 
 /// Waits until the daemon of mount directory `dir` has exited, after its mount is gone.
@@ -131,7 +145,10 @@ pub fn run_daemon(dir: &Path) -> Result<()> {
     // Block the shutdown signals before fuser starts its threads, so that they inherit the
     // mask and only the signal thread below receives them.
     let signals = shutdown_signals();
-    signals.thread_block().map_err(std::io::Error::from).at("blocking signals in", dir)?;
+    signals
+        .thread_block()
+        .map_err(std::io::Error::from)
+        .at("blocking signals in", dir)?;
     let _ = rustix::process::setsid();
     let lock_path = dir.join(LOCK);
     let lock_file = File::create(&lock_path).at("creating", &lock_path)?;

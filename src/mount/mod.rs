@@ -25,7 +25,7 @@ use crate::fs_error::{FsContext, FsError};
 use crate::store::{self, random_id, ImageRecord, Store};
 use crate::unpack::remove_tree;
 
-pub use fuse::run_daemon;
+pub use fuse::{run_daemon, start as start_fuse_daemon, stop as stop_fuse_daemon};
 pub use overlay::{Overlay, UpperDirs};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -187,19 +187,28 @@ fn create_and_mount(
             overlay.mount(&record.target)?;
         }
         Driver::Fuse => {
-            let layers = layerfs_fuse::Layers {
-                lowers: image_layers(store, image)?,
-                upper: upper.map(|dirs| layerfs_fuse::UpperDirs {
-                    upper: dirs.upper,
-                    work: dirs.work,
-                }),
-            };
+            let layers = fuse_layers(store, image, upper)?;
             debug!(target = %record.target.display(), "mounting with FUSE");
             record.pid = Some(fuse::start(dir, &record.target, &layers)?);
             write_record(dir, &record)?;
         }
     }
     Ok(record)
+}
+
+/// The layers of `image` as the FUSE driver takes them, with `upper` on top if given.
+pub fn fuse_layers(
+    store: &Store,
+    image: &ImageRecord,
+    upper: Option<UpperDirs>,
+) -> Result<layerfs_fuse::Layers> {
+    Ok(layerfs_fuse::Layers {
+        lowers: image_layers(store, image)?,
+        upper: upper.map(|dirs| layerfs_fuse::UpperDirs {
+            upper: dirs.upper,
+            work: dirs.work,
+        }),
+    })
 }
 
 fn write_record(dir: &Path, record: &MountRecord) -> Result<()> {
@@ -268,7 +277,9 @@ fn resolve_target(target: &Path) -> Result<PathBuf> {
                 true => Path::new("."),
                 false => parent,
             };
-            let name = target.file_name().ok_or(Error::NotMounted(target.to_path_buf()))?;
+            let name = target
+                .file_name()
+                .ok_or(Error::NotMounted(target.to_path_buf()))?;
             Ok(parent.canonicalize().at("resolving", parent)?.join(name))
         }
         _ => Err(FsError::new("resolving", target, error).into()),
