@@ -431,13 +431,22 @@ fn path_arg(path: &Path) -> &str {
 
 #[test]
 fn posix_checks_match_overlay() {
+    compare_checks("fuse");
+}
+
+#[test]
+fn posix_checks_match_overlay_with_passthrough() {
+    compare_checks("fuse-passthrough");
+}
+
+fn compare_checks(driver: &str) {
     let env = Env::new();
     let image = "alpine:3.20";
     env.ok(&["pull", image]);
     let kernel: PathBuf = env.path("kernel");
     let fuse: PathBuf = env.path("fuse");
     env.ok(&["mount", "--rw", image, path_arg(&kernel)]);
-    env.ok(&["mount", "--rw", "--driver", "fuse", image, path_arg(&fuse)]);
+    env.ok(&["mount", "--rw", "--driver", driver, image, path_arg(&fuse)]);
 
     let mut differences = Vec::new();
     for (name, who, check) in checks() {
@@ -447,7 +456,11 @@ fn posix_checks_match_overlay() {
             differences.push(format!("{name}:\n  overlay {expected}\n  fuse    {actual}"));
         }
     }
-    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "{driver}:\n{}",
+        differences.join("\n")
+    );
 
     let compare = Compare {
         nlink: true,

@@ -16,6 +16,9 @@ use common::Env;
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use rustix::fs::Dir;
 
+/// The FUSE driver's two ways of serving opens.
+const FUSE_DRIVERS: [&str; 2] = ["fuse", "fuse-passthrough"];
+
 const IMAGES: [&str; 7] = [
     "alpine:3.17",
     "alpine:3.18",
@@ -57,14 +60,14 @@ fn fuse_view_matches_overlay_per_image() {
     for (index, image) in IMAGES.iter().enumerate() {
         env.ok(&["pull", image]);
         let kernel = env.path(&format!("kernel-{index}"));
-        let fuse = env.path(&format!("fuse-{index}"));
         env.ok(&["mount", image, path_arg(&kernel)]);
-        env.ok(&["mount", "--driver", "fuse", image, path_arg(&fuse)]);
-
-        assert_same_tree(&kernel, &fuse, FULL, image);
-        assert_eq!(hardlink_groups(&kernel), hardlink_groups(&fuse), "{image}");
-
-        env.ok(&["umount", path_arg(&fuse)]);
+        for driver in FUSE_DRIVERS {
+            let fuse = env.path(&format!("{driver}-{index}"));
+            env.ok(&["mount", "--driver", driver, image, path_arg(&fuse)]);
+            assert_same_tree(&kernel, &fuse, FULL, &format!("{image} with {driver}"));
+            assert_eq!(hardlink_groups(&kernel), hardlink_groups(&fuse), "{image}");
+            env.ok(&["umount", path_arg(&fuse)]);
+        }
         env.ok(&["umount", path_arg(&kernel)]);
     }
 }
@@ -231,13 +234,19 @@ fn mount_dir(env: &Env, target: &Path) -> PathBuf {
 
 #[test]
 fn same_changes_leave_same_trees() {
+    for driver in FUSE_DRIVERS {
+        compare_changes(driver);
+    }
+}
+
+fn compare_changes(driver: &str) {
     let env = Env::new();
     let image = "layerfs-fixtures/whiteouts";
     env.ok(&["pull", image]);
     let kernel = env.path("kernel");
     let fuse = env.path("fuse");
     env.ok(&["mount", "--rw", image, path_arg(&kernel)]);
-    env.ok(&["mount", "--rw", "--driver", "fuse", image, path_arg(&fuse)]);
+    env.ok(&["mount", "--rw", "--driver", driver, image, path_arg(&fuse)]);
 
     let kernel_outcomes = apply_operations(&kernel);
     let fuse_outcomes = apply_operations(&fuse);

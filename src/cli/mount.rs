@@ -14,7 +14,8 @@ pub struct MountArgs {
     rw: bool,
 
     /// What presents the image: the kernel's overlayfs, or layerfs's FUSE file system
-    /// (served by a background process until `layerfs umount`).
+    /// (served by a background process until `layerfs umount`), optionally with reads and
+    /// writes passed through to the real files.
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
     driver: DriverArg,
 
@@ -40,6 +41,7 @@ pub struct UmountArgs {
 pub enum DriverArg {
     Overlay,
     Fuse,
+    FusePassthrough,
 }
 
 impl From<DriverArg> for Driver {
@@ -47,6 +49,7 @@ impl From<DriverArg> for Driver {
         match driver {
             DriverArg::Overlay => Driver::Overlay,
             DriverArg::Fuse => Driver::Fuse,
+            DriverArg::FusePassthrough => Driver::FusePassthrough,
         }
     }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use layerfs_fuse::{Layers, Options, UpperDirs};
+use layerfs_fuse::{Layers, OpenMode, Options, UpperDirs};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{umount2, MntFlags};
@@ -45,16 +45,20 @@ struct DaemonConfig {
     lowers: Vec<PathBuf>,
     upper: Option<PathBuf>,
     work: Option<PathBuf>,
+    /// Serve opens with passthrough backing files rather than without requests.
+    #[serde(default)]
+    passthrough: bool,
 }
 
 /// Starts the daemon for the mount directory `dir` and returns its process ID once the
 /// mount on `target` is live.
-pub fn start(dir: &Path, target: &Path, layers: &Layers) -> Result<u32> {
+pub fn start(dir: &Path, target: &Path, layers: &Layers, open: OpenMode) -> Result<u32> {
     let config = DaemonConfig {
         target: target.to_path_buf(),
         lowers: layers.lowers.clone(),
         upper: layers.upper.as_ref().map(|dirs| dirs.upper.clone()),
         work: layers.upper.as_ref().map(|dirs| dirs.work.clone()),
+        passthrough: open == OpenMode::Passthrough,
     };
     let json = serde_json::to_vec_pretty(&config).expect("daemon configs serialize");
     store::write_file_atomic(&dir.join(CONFIG), &json)?;
@@ -155,7 +159,14 @@ pub fn run_daemon(dir: &Path) -> Result<()> {
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock)
         .map_err(|(_, errno)| FsError::new("locking", &lock_path, errno.into()))?;
 
-    let mount = layerfs_fuse::mount(&layers, &config.target, Options::default())?;
+    let options = Options {
+        open: match config.passthrough {
+            true => OpenMode::Passthrough,
+            false => OpenMode::Cached,
+        },
+        ..Options::default()
+    };
+    let mount = layerfs_fuse::mount(&layers, &config.target, options)?;
     info!(target = %config.target.display(), "FUSE file system mounted");
     announce_ready()?;
     let target = config.target.clone();

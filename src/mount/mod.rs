@@ -67,13 +67,31 @@ pub enum Error {
 
 /// What presents the merged image on the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Driver {
     /// The kernel's overlayfs.
     #[default]
     Overlay,
-    /// layerfs's FUSE file system, served by a daemon process.
+    /// layerfs's FUSE file system, served by a daemon process; opens cost no request and
+    /// the kernel caches file pages.
     Fuse,
+    /// The FUSE file system with every open passed through to the real file (Linux 6.9 and
+    /// later): an open costs a request, reads and writes cost none.
+    FusePassthrough,
+}
+
+impl Driver {
+    pub fn is_fuse(self) -> bool {
+        self != Driver::Overlay
+    }
+
+    /// How the FUSE driver serves opens.
+    pub fn fuse_open(self) -> layerfs_fuse::OpenMode {
+        match self {
+            Driver::FusePassthrough => layerfs_fuse::OpenMode::Passthrough,
+            _ => layerfs_fuse::OpenMode::Cached,
+        }
+    }
 }
 
 /// What `mounts/<id>/mount.json` records.
@@ -186,10 +204,11 @@ fn create_and_mount(
             debug!(target = %record.target.display(), options = %overlay.options(), "mounting");
             overlay.mount(&record.target)?;
         }
-        Driver::Fuse => {
+        Driver::Fuse | Driver::FusePassthrough => {
             let layers = fuse_layers(store, image, upper)?;
             debug!(target = %record.target.display(), "mounting with FUSE");
-            record.pid = Some(fuse::start(dir, &record.target, &layers)?);
+            let open = record.driver.fuse_open();
+            record.pid = Some(fuse::start(dir, &record.target, &layers, open)?);
             write_record(dir, &record)?;
         }
     }
@@ -243,7 +262,7 @@ pub fn unmount(store: &Store, target: &Path, keep: bool) -> Result<Unmounted> {
         Err(Errno::EINVAL) => warn!(target = %target.display(), "already unmounted; cleaning up"),
         Err(errno) => return Err(FsError::new("unmounting", &target, errno.into()).into()),
     }
-    if record.driver == Driver::Fuse {
+    if record.driver.is_fuse() {
         fuse::wait_for_exit(&dir)?;
     }
 

@@ -131,7 +131,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<u
             Some(image_overlay(store, image, Some(upper_dirs(&dir)))?),
             None,
         ),
-        Driver::Fuse => (
+        Driver::Fuse | Driver::FusePassthrough => (
             None,
             Some(fuse_layers(store, image, Some(upper_dirs(&dir)))?),
         ),
@@ -142,6 +142,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<u
         overlay,
         process,
     };
+    let fuse = fuse.map(|layers| (layers, options.driver.fuse_open()));
     let result = create_and_start(image, &dir, spec, &id, fuse.as_ref());
     let cleanup = cleanup(&dir, options.remove);
     let code = result?;
@@ -161,7 +162,7 @@ fn create_and_start(
     dir: &Path,
     spec: InitSpec,
     id: &str,
-    fuse: Option<&layerfs_fuse::Layers>,
+    fuse: Option<&(layerfs_fuse::Layers, layerfs_fuse::OpenMode)>,
 ) -> Result<u8> {
     fs::create_dir(dir).at("creating container directory", dir)?;
     for sub in ["upper", "work", "rootfs"] {
@@ -178,10 +179,10 @@ fn create_and_start(
     };
     let json = serde_json::to_vec_pretty(&record).expect("container records serialize");
     write_file_atomic(&dir.join("container.json"), &json)?;
-    let Some(layers) = fuse else {
+    let Some((layers, open)) = fuse else {
         return start_init(&spec);
     };
-    mount::start_fuse_daemon(dir, &spec.rootfs, layers)?;
+    mount::start_fuse_daemon(dir, &spec.rootfs, layers, *open)?;
     let code = start_init(&spec);
     mount::stop_fuse_daemon(dir, &spec.rootfs)?;
     code
