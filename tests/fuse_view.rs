@@ -6,7 +6,7 @@ mod common;
 
 use std::fs::{self, File, FileTimes, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -323,5 +323,58 @@ fn drivers_mount_each_others_upper() {
             "{what}:\n{}",
             differences.join("\n")
         );
+    }
+}
+
+/// Permission bits and size of `path`.
+fn mode_and_size(path: &Path) -> (u32, u64) {
+    let meta = fs::symlink_metadata(path).unwrap();
+    (meta.permissions().mode(), meta.len())
+}
+
+#[test]
+fn copy_up_of_hardlink_leaves_other_names() {
+    for driver in FUSE_DRIVERS {
+        let env = Env::new();
+        env.ok(&["pull", "busybox"]);
+        let kernel = env.path("kernel");
+        let fuse = env.path("fuse");
+        env.ok(&["mount", "--rw", "busybox", path_arg(&kernel)]);
+        env.ok(&[
+            "mount",
+            "--rw",
+            "--driver",
+            driver,
+            "busybox",
+            path_arg(&fuse),
+        ]);
+
+        for root in [&kernel, &fuse] {
+            // Looked up first, so that the kernel holds these names in its caches.
+            let before = mode_and_size(&root.join("bin/cat"));
+            assert_eq!(before, mode_and_size(&root.join("bin/ls")));
+            fs::set_permissions(root.join("bin/ls"), fs::Permissions::from_mode(0o700)).unwrap();
+            let append = OpenOptions::new().append(true).open(root.join("bin/ls"));
+            append.unwrap().write_all(b"appended").unwrap();
+        }
+        for name in ["bin/cat", "bin/ls", "bin/busybox"] {
+            let expected = mode_and_size(&kernel.join(name));
+            assert_eq!(
+                mode_and_size(&fuse.join(name)),
+                expected,
+                "{name} with {driver}"
+            );
+        }
+        // overlayfs keeps the copy's inode number equal to the other names' even though it is
+        // another file now; FUSE cannot give two files one number, so only names compare.
+        let cat_links = fs::symlink_metadata(fuse.join("bin/cat")).unwrap().nlink();
+        assert_eq!(
+            cat_links,
+            fs::symlink_metadata(kernel.join("bin/cat"))
+                .unwrap()
+                .nlink()
+        );
+        env.ok(&["umount", path_arg(&fuse)]);
+        env.ok(&["umount", path_arg(&kernel)]);
     }
 }

@@ -165,6 +165,7 @@ impl OverlayFs {
             lowers: Vec::new(),
             device: stat.st_dev,
             inode: stat.st_ino,
+            links: stat.st_nlink as u64,
         };
         let id = self.nodes.lock().unwrap().remember(parent, name, found);
         let info = NodeInfo {

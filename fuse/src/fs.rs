@@ -198,7 +198,11 @@ impl OverlayFs {
         let Some((found, _)) = find(&self.stack, parent.dir_layers(), &parent.path, name)? else {
             return Ok(None);
         };
-        let id = self.nodes.lock().unwrap().number(found.device, found.inode);
+        let id = self
+            .nodes
+            .lock()
+            .unwrap()
+            .number_found(parent.id, name, &found);
         Ok(Some(NodeInfo {
             id,
             kind: found.kind,

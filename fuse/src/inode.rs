@@ -6,8 +6,16 @@
 //! whole mount, even after the kernel forgets a node, and hardlinked names share one.
 //! Files on another device, and a real inode number that equals the root's node ID, get a
 //! number from a separate range instead.
+//!
+//! One exception, in writable mounts: each name of a lower file with several hardlinks is a
+//! node of its own, with a number from the separate range. overlayfs copies up only the name
+//! a change goes through and leaves the others with the lower file, but FUSE requests such
+//! as `setattr` name the node, not the name; separate nodes keep copy-up exact.
+//! NOTE: overlayfs still reports one inode number for those names; fuser sends the node ID
+//! as the inode number, so here they differ, and `du` or `tar` see separate files. Plain
+//! `readdir` (not `readdirplus`) still reports the shared number as their `d_ino`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -85,17 +93,26 @@ pub struct Found {
     pub lowers: Vec<usize>,
     pub device: u64,
     pub inode: u64,
+    pub links: u64,
+}
+
+/// What a number from the separate range stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Remapped {
+    /// A real file that cannot keep its inode number.
+    File { device: u64, inode: u64 },
+    /// One name of a lower file with several hardlinks, in a writable mount.
+    Name { parent: u64, name: OsString },
 }
 
 pub struct Nodes {
     nodes: HashMap<u64, Node>,
     home_device: u64,
-    remapped: HashMap<(u64, u64), u64>,
+    /// Whether names of lower hardlinks are separate nodes; see the module documentation.
+    split_hardlinks: bool,
+    remapped: HashMap<Remapped, u64>,
     /// Copied-up files by real (device, inode), to the node ID of the file they copy.
     copied_up: HashMap<(u64, u64), u64>,
-    /// Node IDs of lower files that were copied up. Another name of such a file (a hardlink
-    /// copy-up did not follow) now names a different file and gets a number of its own.
-    superseded: HashSet<u64>,
     /// Nodes whose `file` is open, oldest first.
     open_files: VecDeque<u64>,
 }
@@ -107,9 +124,9 @@ impl Nodes {
         Nodes {
             nodes: HashMap::from([(ROOT, root)]),
             home_device,
+            split_hardlinks: root_layer == Layer::Upper,
             remapped: HashMap::new(),
             copied_up: HashMap::new(),
-            superseded: HashSet::new(),
             open_files: VecDeque::new(),
         }
     }
@@ -128,17 +145,31 @@ impl Nodes {
             return id;
         }
         let usable = device == self.home_device && inode != ROOT && inode < REMAPPED_BASE;
-        if usable && !self.superseded.contains(&inode) {
+        if usable {
             return inode;
         }
+        self.remap(Remapped::File { device, inode })
+    }
+
+    /// The node ID of what a lookup of `name` in `parent` found.
+    pub fn number_found(&mut self, parent: u64, name: &OsStr, found: &Found) -> u64 {
+        let lower = matches!(found.layer, Layer::Lower(_));
+        if self.split_hardlinks && lower && found.kind != FileType::Directory && found.links > 1 {
+            let name = name.to_os_string();
+            return self.remap(Remapped::Name { parent, name });
+        }
+        self.number(found.device, found.inode)
+    }
+
+    fn remap(&mut self, key: Remapped) -> u64 {
         let next = REMAPPED_BASE + self.remapped.len() as u64;
-        *self.remapped.entry((device, inode)).or_insert(next)
+        *self.remapped.entry(key).or_insert(next)
     }
 
     /// Records a lookup of `name` in `parent`: creates the node or refreshes it, counts the
     /// lookup, and returns the node ID.
     pub fn remember(&mut self, parent: u64, name: &OsStr, found: Found) -> u64 {
-        let id = self.number(found.device, found.inode);
+        let id = self.number_found(parent, name, &found);
         let node = self
             .nodes
             .entry(id)
@@ -201,7 +232,6 @@ impl Nodes {
     /// `inode`), keeping its number.
     pub fn copied_up(&mut self, id: u64, device: u64, inode: u64) {
         self.copied_up.insert((device, inode), id);
-        self.superseded.insert(id);
         if let Some(node) = self.nodes.get_mut(&id) {
             node.layer = Layer::Upper;
             node.stale_backing = node.passthrough_opens > 0;
@@ -256,6 +286,7 @@ mod tests {
             lowers: Vec::new(),
             device: 7,
             inode,
+            links: 1,
         }
     }
 
@@ -281,12 +312,35 @@ mod tests {
     }
 
     #[test]
-    fn copy_up_keeps_number_and_frees_other_links() {
-        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+    fn copy_up_keeps_number() {
+        let mut nodes = Nodes::new(7, Layer::Upper, vec![0]);
         let id = nodes.remember(ROOT, OsStr::new("a"), found(50));
         nodes.copied_up(id, 7, 90);
         assert_eq!(nodes.number(7, 90), 50);
-        assert_ne!(nodes.number(7, 50), 50);
+    }
+
+    #[test]
+    fn hardlinks_share_node_when_read_only() {
+        let mut nodes = Nodes::new(7, Layer::Lower(0), vec![0]);
+        let linked = Found {
+            links: 2,
+            ..found(50)
+        };
+        assert_eq!(nodes.number_found(ROOT, OsStr::new("a"), &linked), 50);
+        assert_eq!(nodes.number_found(ROOT, OsStr::new("b"), &linked), 50);
+    }
+
+    #[test]
+    fn lower_hardlinks_split_when_writable() {
+        let mut nodes = Nodes::new(7, Layer::Upper, vec![0]);
+        let linked = Found {
+            links: 2,
+            ..found(50)
+        };
+        let a = nodes.number_found(ROOT, OsStr::new("a"), &linked);
+        let b = nodes.number_found(ROOT, OsStr::new("b"), &linked);
+        assert_ne!(a, b);
+        assert_eq!(nodes.number_found(ROOT, OsStr::new("a"), &linked), a);
     }
 
     #[test]
