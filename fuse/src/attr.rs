@@ -22,21 +22,21 @@ pub fn kind(mode: u32) -> FileType {
 /// directory, for which overlayfs reports one link rather than counting subdirectories
 /// across layers (fs/overlayfs/inode.c, `ovl_getattr`).
 pub fn file_attr(id: u64, stat: &Stat, merged: bool) -> FileAttr {
-    let kind = kind(stat.st_mode as u32);
+    let kind = kind(stat.st_mode);
     FileAttr {
         ino: INodeNo(id),
         size: stat.st_size as u64,
         blocks: stat.st_blocks as u64,
-        atime: time(stat.st_atime as i64, stat.st_atime_nsec as u32),
-        mtime: time(stat.st_mtime as i64, stat.st_mtime_nsec as u32),
-        ctime: time(stat.st_ctime as i64, stat.st_ctime_nsec as u32),
+        atime: time(stat.st_atime, stat.st_atime_nsec as u32),
+        mtime: time(stat.st_mtime, stat.st_mtime_nsec as u32),
+        ctime: time(stat.st_ctime, stat.st_ctime_nsec as u32),
         crtime: UNIX_EPOCH,
         kind,
         perm: (stat.st_mode & 0o7777) as u16,
         nlink: if merged { 1 } else { stat.st_nlink as u32 },
         uid: stat.st_uid,
         gid: stat.st_gid,
-        rdev: encode_device(stat.st_rdev as u64),
+        rdev: encode_device(stat.st_rdev),
         blksize: stat.st_blksize as u32,
         flags: 0,
     }

@@ -165,7 +165,7 @@ impl OverlayFs {
             lowers: Vec::new(),
             device: stat.st_dev,
             inode: stat.st_ino,
-            links: stat.st_nlink as u64,
+            links: stat.st_nlink,
         };
         let id = self.nodes.lock().unwrap().remember(parent, name, found);
         let info = NodeInfo {

@@ -82,6 +82,6 @@ fn found(layer: Layer, stat: &Stat) -> Found {
         lowers: Vec::new(),
         device: stat.st_dev,
         inode: stat.st_ino,
-        links: stat.st_nlink as u64,
+        links: stat.st_nlink,
     }
 }
