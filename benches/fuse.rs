@@ -103,7 +103,7 @@ impl Drop for Mounted {
     }
 }
 
-/// What a workload saw, to check that every driver saw the same tree.
+/// Counts of what a workload read, to check that every driver showed the same tree.
 #[derive(Debug, Default, PartialEq)]
 struct Totals {
     entries: u64,
@@ -221,7 +221,7 @@ fn cold(workload: Workload, lower: &Path, empty: &Path, scratch: &Path) -> Vec<D
         .collect()
 }
 
-/// The tree to mount, and what it is.
+/// Returns the tree to mount, and a description of it.
 fn bench_tree() -> (PathBuf, String) {
     if let Some(tree) = std::env::var_os("LAYERFS_BENCH_TREE") {
         return (PathBuf::from(tree), "LAYERFS_BENCH_TREE".to_owned());
@@ -274,6 +274,44 @@ fn seconds(time: Duration) -> String {
     format!("{:.3}", time.as_secs_f64())
 }
 
+fn print_header(tree: &Path, description: &str, runs: usize) {
+    let mut totals = Totals::default();
+    stat_walk(tree, &mut totals);
+    let entries = totals.entries;
+    println!(
+        "tree: {} ({description}), {entries} entries",
+        tree.display()
+    );
+    println!("warm: median of {runs} runs; cold: one run after dropping caches");
+    println!("layerfs: default (cached) opens; layerfs-pt: passthrough opens\n");
+
+    let names = Driver::ALL.map(Driver::name);
+    print!("{:<24}", "workload");
+    for name in names {
+        print!(" {name:>14}");
+    }
+    for name in &names[1..] {
+        print!(" {:>14}", format!("{name}/kernel"));
+    }
+    println!(" {:>14}", "layerfs/f-ovl");
+}
+
+/// Prints the times of one measurement in `Driver::ALL` order, then the ratios.
+fn print_row(label: &str, times: &[Duration]) {
+    print!("{label:<24}");
+    for time in times {
+        print!(" {:>13}s", seconds(*time));
+    }
+    let kernel = times[0].as_secs_f64();
+    for time in &times[1..] {
+        print!(" {:>13.2}x", time.as_secs_f64() / kernel);
+    }
+    println!(
+        " {:>13.2}x",
+        times[1].as_secs_f64() / times[3].as_secs_f64()
+    );
+}
+
 fn main() {
     if std::env::args().any(|arg| arg == "--list") {
         return;
@@ -289,41 +327,12 @@ fn main() {
         .unwrap();
     let empty = scratch.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    let mut totals = Totals::default();
-    stat_walk(&tree, &mut totals);
-    println!(
-        "tree: {} ({description}), {} entries",
-        tree.display(),
-        totals.entries
-    );
-    println!("warm: median of {runs} runs; cold: one run after dropping caches\n");
-    let names = Driver::ALL.map(Driver::name);
-    println!("layerfs: default (cached) opens; layerfs-pt: passthrough opens");
-    print!("{:<24}", "workload");
-    for name in names {
-        print!(" {name:>14}");
-    }
-    for name in &names[1..] {
-        print!(" {:>14}", format!("{name}/kernel"));
-    }
-    println!(" {:>14}", "layerfs/f-ovl");
+
+    print_header(&tree, &description, runs);
     for workload in [Workload::StatWalk, Workload::ReadAll] {
-        let results = [
-            ("warm", warm(workload, &tree, &empty, scratch.path(), runs)),
-            ("cold", cold(workload, &tree, &empty, scratch.path())),
-        ];
-        for (state, times) in results {
-            print!("{:<24}", format!("{} ({state})", workload.name()));
-            for time in &times {
-                print!(" {:>13}s", seconds(*time));
-            }
-            for time in &times[1..] {
-                print!(" {:>13.2}x", time.as_secs_f64() / times[0].as_secs_f64());
-            }
-            println!(
-                " {:>13.2}x",
-                times[1].as_secs_f64() / times[3].as_secs_f64()
-            );
-        }
+        let warm_times = warm(workload, &tree, &empty, scratch.path(), runs);
+        print_row(&format!("{} (warm)", workload.name()), &warm_times);
+        let cold_times = cold(workload, &tree, &empty, scratch.path());
+        print_row(&format!("{} (cold)", workload.name()), &cold_times);
     }
 }

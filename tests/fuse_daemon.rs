@@ -73,7 +73,7 @@ impl Mounted {
     }
 }
 
-/// Whether process `pid` is gone or only waits to be reaped.
+/// Returns whether process `pid` is gone or only waits to be reaped.
 fn process_exited(pid: Pid) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {

@@ -2,7 +2,7 @@
 //! system calls on the same image, as root and as an unprivileged user, must give the same
 //! results, errors included, in the manner of pjdfstest.
 //!
-//! Each check runs in a thread of its own; checks for the unprivileged user switch that
+//! Each check runs in a thread of its own. A check for the unprivileged user switches that
 //! thread alone to uid and gid 65534 with no supplementary groups, which also drops root's
 //! capabilities for it.
 

@@ -1,6 +1,6 @@
-//! The FUSE driver against the kernel's overlayfs: the same images must look the same
-//! through both, entry by entry, and the same changes must leave the same trees and the
-//! same upper layers, which each driver can then mount from the other.
+//! The FUSE driver against the kernel's overlayfs. The same images must look the same
+//! through both, entry by entry. The same changes must leave the same trees and the same
+//! upper layers, and each driver must mount the upper layer the other wrote.
 
 mod common;
 
@@ -72,7 +72,7 @@ fn fuse_view_matches_overlay_per_image() {
     }
 }
 
-/// Every entry of `dir` with the offset to continue after it.
+/// Lists every entry of `dir` with the offset to continue after it.
 fn entries_with_offsets(dir: &Path) -> Vec<(String, i64)> {
     let mut reader = Dir::new(File::open(dir).unwrap()).unwrap();
     let mut entries = Vec::new();
@@ -350,7 +350,7 @@ fn copy_up_of_hardlink_leaves_other_names() {
         ]);
 
         for root in [&kernel, &fuse] {
-            // Looked up first, so that the kernel holds these names in its caches.
+            // Looked up first, so that the names are in the kernel's caches.
             let before = mode_and_size(&root.join("bin/cat"));
             assert_eq!(before, mode_and_size(&root.join("bin/ls")));
             fs::set_permissions(root.join("bin/ls"), fs::Permissions::from_mode(0o700)).unwrap();

@@ -18,7 +18,7 @@ pub fn kind(mode: u32) -> FileType {
     }
 }
 
-/// The attributes of node `id` whose real file has `stat`. `merged` marks a merge
+/// Returns the attributes of node `id` whose real file has `stat`. `merged` marks a merge
 /// directory, for which overlayfs reports one link rather than counting subdirectories
 /// across layers (fs/overlayfs/inode.c, `ovl_getattr`).
 pub fn file_attr(id: u64, stat: &Stat, merged: bool) -> FileAttr {
@@ -51,15 +51,15 @@ fn time(seconds: i64, nanoseconds: u32) -> SystemTime {
     }
 }
 
-/// A device number in the kernel's 32-bit `new_encode_dev` form, which `fuse_attr.rdev`
-/// carries: minor bits 0–7, major bits 8–19, minor bits 8–19 in 20–31.
+/// Encodes a device number in the kernel's 32-bit `new_encode_dev` form, which
+/// `fuse_attr.rdev` carries: minor bits 0–7, major bits 8–19, minor bits 8–19 in 20–31.
 pub fn encode_device(device: u64) -> u32 {
     let major = rfs::major(device);
     let minor = rfs::minor(device);
     (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12)
 }
 
-/// The inverse of [`encode_device`], for `mknod` requests.
+/// Decodes a device number of a `mknod` request, the inverse of [`encode_device`].
 pub fn decode_device(device: u32) -> u64 {
     let major = (device & 0xfff00) >> 8;
     let minor = (device & 0xff) | ((device >> 12) & 0xfff00);

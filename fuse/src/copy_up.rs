@@ -1,7 +1,7 @@
 //! Copy-up: before the first change to an entry of a lower layer, the entry is copied to the
 //! upper layer with its parents, keeping type, content, mode, owner, times and xattrs, as
 //! overlayfs does (fs/overlayfs/copy_up.c). The copy is built in the work directory and
-//! renamed into place, so the upper layer never holds a partial file.
+//! renamed into place, so the upper layer never contains a partial file.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +18,7 @@ use crate::xattr;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A fresh name for an entry under construction in the work directory.
+/// Returns a fresh name for an entry under construction in the work directory.
 pub fn temp_name() -> String {
     let count = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("#{:x}-{count}", std::process::id())
@@ -58,7 +58,7 @@ impl OverlayFs {
         Ok(())
     }
 
-    /// The directory node holding the name `id` is reached by.
+    /// Returns the directory node that contains the name `id` is reached by.
     pub(crate) fn parent_of(&self, id: u64) -> Result<u64> {
         if id == ROOT {
             return Ok(ROOT);

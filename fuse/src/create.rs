@@ -2,7 +2,7 @@
 //! links, always in the upper layer.
 //!
 //! As in overlayfs, a new entry is built in the work directory with its final owner and
-//! mode, then renamed into place, replacing any whiteout of the same name; a directory
+//! mode, then renamed into place, replacing any whiteout of the same name. A directory
 //! created where a whiteout hid a lower entry is made opaque, so nothing of the old
 //! directory shows through.
 
@@ -21,7 +21,7 @@ use crate::inode::Found;
 use crate::layers::Layer;
 use crate::lookup::find;
 
-/// What to create.
+/// An entry to create.
 pub enum NewEntry<'a> {
     File {
         mode: u32,
@@ -111,7 +111,7 @@ impl OverlayFs {
         Ok(self.remember_upper(parent, name)?.1)
     }
 
-    /// The upper directory `parent`, after checking that `name` is free in the merged view.
+    /// Checks that `name` is free in the merged view of `parent`, and returns `parent`.
     fn prepare_name(&self, parent: u64, name: &OsStr) -> Result<NodeInfo> {
         let dir = self.dir_info(parent)?;
         if find(&self.stack, dir.dir_layers(), &dir.path, name)?.is_some() {
@@ -120,8 +120,9 @@ impl OverlayFs {
         Ok(dir)
     }
 
-    /// The group of a new entry in `dir`, and whether `dir` is set-group-ID: then new
-    /// entries take its group and new directories inherit the bit (inode_init_owner).
+    /// Returns the group of a new entry in `dir`, and whether `dir` is set-group-ID. New
+    /// entries of such a directory take its group, and new directories inherit the bit, as
+    /// the kernel's `inode_init_owner` does.
     fn new_group(&self, dir: &NodeInfo, caller: Caller) -> Result<(u32, bool)> {
         let stat = self.stat(dir)?;
         match stat.st_mode & libc::S_ISGID != 0 {
@@ -180,8 +181,8 @@ impl OverlayFs {
 }
 
 impl NewEntry<'_> {
-    /// The permission bits to set after chown, or `None` for a symlink, whose permissions
-    /// are fixed.
+    /// Returns the permission bits to set after chown, or `None` for a symlink, whose
+    /// permissions are fixed.
     fn permissions(&self, setgid_dir: bool) -> Option<u32> {
         match *self {
             NewEntry::File { mode } | NewEntry::Special { mode, .. } => Some(mode & 0o7777),

@@ -25,7 +25,7 @@ pub struct PlusEntry {
 }
 
 impl OverlayFs {
-    /// The listing of directory `id`, `.` and `..` first.
+    /// Returns the listing of directory `id`, `.` and `..` first.
     fn listing(&self, id: u64) -> Result<Arc<Vec<DirEntry>>> {
         let parent = {
             let nodes = self.nodes.lock().unwrap();
@@ -50,7 +50,7 @@ impl OverlayFs {
         Ok(listing)
     }
 
-    /// The entries of directory `id` from `offset` on, with the offset after each.
+    /// Returns the entries of directory `id` from `offset` on, with the offset after each.
     pub(crate) fn read_dir(
         &self,
         id: u64,

@@ -45,8 +45,8 @@ fn caller(request: &Request) -> Caller {
     }
 }
 
-/// The reply to a lookup of a missing name: node ID 0 makes the kernel cache the absence
-/// for the entry timeout, as the kernel overlay's negative dentries do.
+/// Returns the reply to a lookup of a missing name. Node ID 0 makes the kernel cache the
+/// absence for the entry timeout, as the kernel overlay's negative dentries do.
 fn negative_entry() -> FileAttr {
     FileAttr {
         ino: INodeNo(0),
@@ -327,7 +327,7 @@ impl Filesystem for OverlayFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing to do on close; ENOSYS tells the kernel to stop sending `flush`.
+        // Nothing to do on close, and ENOSYS makes the kernel stop sending `flush`.
         reply.error(Errno::ENOSYS);
     }
 

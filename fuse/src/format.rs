@@ -25,13 +25,13 @@ pub fn is_whiteout(stat: &Stat) -> bool {
     FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
 }
 
-/// Whether a real xattr name is one of overlayfs's own, hidden from users.
+/// Returns whether a real xattr name is one of overlayfs's own, hidden from users.
 pub fn is_private_xattr(name: &OsStr) -> bool {
     let name = name.as_bytes();
     name.starts_with(PRIVATE_XATTR_PREFIX) && !name.starts_with(ESCAPED_XATTR_PREFIX)
 }
 
-/// The real name under which the xattr a user calls `name` is stored.
+/// Returns the real name under which the xattr a user calls `name` is stored.
 pub fn stored_xattr_name(name: &OsStr) -> OsString {
     let name = name.as_bytes();
     match name.strip_prefix(PRIVATE_XATTR_PREFIX) {
@@ -40,7 +40,7 @@ pub fn stored_xattr_name(name: &OsStr) -> OsString {
     }
 }
 
-/// The name users see for the real xattr `name`, or `None` for overlayfs's own.
+/// Returns the name users see for the real xattr `name`, or `None` for overlayfs's own.
 pub fn shown_xattr_name(name: &OsStr) -> Option<OsString> {
     let bytes = name.as_bytes();
     if let Some(rest) = bytes.strip_prefix(ESCAPED_XATTR_PREFIX) {
@@ -49,7 +49,7 @@ pub fn shown_xattr_name(name: &OsStr) -> Option<OsString> {
     (!is_private_xattr(name)).then(|| name.to_os_string())
 }
 
-/// Whether the directory at `path` is opaque. Only `y` counts: overlayfs also writes `x`
+/// Returns whether the directory at `path` is opaque. Only `y` counts: overlayfs also writes `x`
 /// there to mean "contains xattr whiteouts", which does not hide lower layers.
 pub fn is_opaque(path: &std::path::Path) -> rustix::io::Result<bool> {
     let mut value = [0u8; 2];

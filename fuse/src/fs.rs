@@ -1,10 +1,10 @@
 //! The merged file system's state, and the lookups every operation starts with.
 //!
 //! Concurrency: operations that only read the merged namespace (lookup, getattr, readdir,
-//! open of an upper or unmodified file) hold `namespace` shared and run in parallel on the
-//! worker threads; operations that change it (copy-up and every write operation) hold it
+//! open of an upper or unmodified file) take `namespace` shared and run in parallel on the
+//! worker threads. Operations that change it (copy-up and every write operation) take it
 //! exclusively, so a path computed from the inode table stays valid until the operation
-//! ends. The inode table itself is only locked for short, I/O-free sections.
+//! ends. The inode table itself is only locked for short sections without I/O.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use crate::inode::{Node, Nodes};
 use crate::layers::{at_path, Layer, Layers, Stack};
 use crate::lookup::{find, DirLayers};
 
-/// How opens are served; see [`crate::open`].
+/// The way opens are served; see [`crate::open`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     /// Opens cost no request, and the kernel keeps file pages cached across opens.
@@ -31,7 +31,7 @@ pub enum OpenMode {
     Passthrough,
 }
 
-/// How the file system is served.
+/// Settings of a mount.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Worker threads reading requests from the kernel.
@@ -96,8 +96,8 @@ impl NodeInfo {
         }
     }
 
-    /// Whether other layers take part in this directory; overlayfs calls this a merge
-    /// directory.
+    /// Returns whether other layers take part in this directory, which overlayfs calls a
+    /// merge directory.
     pub fn is_merged(&self) -> bool {
         is_merged(self.kind, self.layer, &self.lowers)
     }
@@ -152,7 +152,8 @@ impl OverlayFs {
         self.passthrough.load(Ordering::Relaxed)
     }
 
-    /// The state of node `id`; ESTALE once the kernel forgot it or all its names are gone.
+    /// Returns the state of node `id`, or ESTALE once the kernel forgot it or all its names
+    /// are gone.
     pub(crate) fn info(&self, id: u64) -> Result<NodeInfo> {
         let nodes = self.nodes.lock().unwrap();
         let node = nodes.get(id).ok_or(Errno::STALE)?;
@@ -160,7 +161,7 @@ impl OverlayFs {
         Ok(NodeInfo::new(id, node, path))
     }
 
-    /// The state of directory node `id`, or ENOTDIR.
+    /// Returns the state of directory node `id`, or ENOTDIR.
     pub(crate) fn dir_info(&self, id: u64) -> Result<NodeInfo> {
         let info = self.info(id)?;
         if !info.is_dir() {
@@ -193,7 +194,7 @@ impl OverlayFs {
         Ok(Some(file_attr(id, &stat, merged)))
     }
 
-    /// What `name` in `parent` refers to, without counting a lookup.
+    /// Looks up `name` in `parent` without counting a lookup.
     pub(crate) fn child(&self, parent: &NodeInfo, name: &OsStr) -> Result<Option<NodeInfo>> {
         let Some((found, _)) = find(&self.stack, parent.dir_layers(), &parent.path, name)? else {
             return Ok(None);

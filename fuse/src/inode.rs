@@ -1,4 +1,5 @@
-//! The inode table: what the kernel knows by node ID, and how node IDs are chosen.
+//! The inode table: the nodes the kernel has looked up, by node ID, and how node IDs are
+//! chosen.
 //!
 //! A node ID is also the inode number users see (fuser sends one value for both), so it is
 //! chosen the way overlayfs chooses `st_ino` when all layers share a file system: the real
@@ -46,7 +47,7 @@ pub struct Node {
     /// Directories only: the lower layers whose directory of this path is merged into it,
     /// topmost first.
     pub lowers: Vec<usize>,
-    /// How many times the kernel was told about this node and has not forgotten it.
+    /// Lookups of this node that the kernel has not yet forgotten.
     pub lookups: u64,
     /// The passthrough backing file of the open handles of this node, if any are open.
     pub backing: Weak<BackingId>,
@@ -86,7 +87,7 @@ impl Node {
     }
 }
 
-/// What a lookup found for a name, before it becomes a node.
+/// The result of a lookup of a name, before it becomes a node.
 pub struct Found {
     pub kind: FileType,
     pub layer: Layer,
@@ -96,7 +97,7 @@ pub struct Found {
     pub links: u64,
 }
 
-/// What a number from the separate range stands for.
+/// The file or name a number from the separate range is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Remapped {
     /// A real file that cannot keep its inode number.
@@ -139,7 +140,7 @@ impl Nodes {
         self.nodes.get_mut(&id)
     }
 
-    /// The node ID, and so the inode number, of the real file (`device`, `inode`).
+    /// Returns the node ID, and so the inode number, of the real file (`device`, `inode`).
     pub fn number(&mut self, device: u64, inode: u64) -> u64 {
         if let Some(&id) = self.copied_up.get(&(device, inode)) {
             return id;
@@ -151,7 +152,7 @@ impl Nodes {
         self.remap(Remapped::File { device, inode })
     }
 
-    /// The node ID of what a lookup of `name` in `parent` found.
+    /// Returns the node ID for `found`, the result of a lookup of `name` in `parent`.
     pub fn number_found(&mut self, parent: u64, name: &OsStr, found: &Found) -> u64 {
         let lower = matches!(found.layer, Layer::Lower(_));
         if self.split_hardlinks && lower && found.kind != FileType::Directory && found.links > 1 {
@@ -200,8 +201,8 @@ impl Nodes {
         }
     }
 
-    /// The path of node `id` relative to the merged root, through the first of its names
-    /// whose parents are all still known.
+    /// Returns the path of node `id` relative to the merged root, through the first of its
+    /// names whose parents are all still in the table.
     pub fn path(&self, id: u64) -> Option<PathBuf> {
         if id == ROOT {
             return Some(PathBuf::new());
@@ -240,7 +241,7 @@ impl Nodes {
         }
     }
 
-    /// The open real file of node `id`, if one is kept and suits the access wanted.
+    /// Returns the open real file of node `id`, if one is kept and allows the access.
     pub fn file(&self, id: u64, write: bool) -> Option<Arc<OwnedFd>> {
         let node = self.nodes.get(&id)?;
         if write && !node.file_writable {

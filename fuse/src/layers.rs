@@ -8,7 +8,7 @@ use rustix::fs::{self as rfs, Mode, OFlags};
 
 use crate::{Error, Result};
 
-/// Where an entry of the merged tree lives.
+/// The layer an entry of the merged tree comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layer {
     Upper,
@@ -16,7 +16,7 @@ pub enum Layer {
     Lower(usize),
 }
 
-/// What to merge: the layer directories in overlayfs form.
+/// The layer directories to merge, in overlayfs form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layers {
     /// Lower directories, topmost first, as overlayfs's `lowerdir=` lists them.
@@ -99,8 +99,8 @@ impl Stack {
         self.home_device
     }
 
-    /// The layers a lookup searches, topmost first, for a directory present in `upper` (if
-    /// set) and in the lower layers `lowers`.
+    /// Returns the layers a lookup searches, topmost first, for a directory present in
+    /// `upper` (if set) and in the lower layers `lowers`.
     pub fn search_order(upper: bool, lowers: &[usize]) -> impl Iterator<Item = Layer> + '_ {
         let upper = upper.then_some(Layer::Upper);
         upper
@@ -112,13 +112,13 @@ impl Stack {
         self.root(layer).fd.as_fd()
     }
 
-    /// The device of the layer's root directory.
+    /// Returns the device of the layer's root directory.
     pub fn device(&self, layer: Layer) -> u64 {
         self.root(layer).device
     }
 
-    /// The absolute path of `relative` in `layer`, for the calls that take no directory fd
-    /// (the xattr calls).
+    /// Returns the absolute path of `relative` in `layer`, for the calls that take no
+    /// directory fd (the xattr calls).
     pub fn path(&self, layer: Layer, relative: &Path) -> PathBuf {
         self.root(layer).path.join(relative)
     }

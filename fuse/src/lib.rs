@@ -1,7 +1,7 @@
 //! layerfs's FUSE file system: the merged view of a stack of layer directories in overlayfs
-//! form, read-only or with a writable upper layer, behaving as the kernel's overlayfs does
-//! with the same directories (Linux 6.x with `redirect_dir`, `index`, `metacopy` and `xino`
-//! off, as Debian builds it).
+//! form, read-only or with a writable upper layer. It behaves as the kernel's overlayfs does
+//! with the same directories, as Linux 6.x has it with `redirect_dir`, `index`, `metacopy`
+//! and `xino` off (Debian's build).
 //!
 //! The modules follow a request's path: `filesystem` receives it from fuser; `fs` holds the
 //! state and resolves nodes; `lookup` and `readdir` merge layers (`format` knows whiteouts
@@ -94,7 +94,8 @@ pub fn mount(layers: &Layers, target: &Path, options: Options) -> Result<Mount> 
 }
 
 impl Mount {
-    /// A handle that unmounts the file system from another thread, which ends [`Mount::run`].
+    /// Returns a handle that unmounts the file system from another thread, which ends
+    /// [`Mount::run`].
     pub fn unmounter(&mut self) -> SessionUnmounter {
         self.session.unmount_callable()
     }

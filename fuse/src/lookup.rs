@@ -1,6 +1,7 @@
-//! Finding a name in a merged directory, layer by layer, as overlayfs's `ovl_lookup` does:
-//! the topmost entry wins; a whiteout hides the name below it; a directory merges with the
-//! directories of the same path below it until an opaque one or a non-directory.
+//! Finding a name in a merged directory, layer by layer, as overlayfs's `ovl_lookup` does.
+//! The topmost entry wins, and a whiteout hides the name in the layers below it. A directory
+//! merges with the directories of the same path below it, down to an opaque one or to a
+//! non-directory.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -12,7 +13,7 @@ use crate::format::{is_opaque, is_whiteout};
 use crate::inode::Found;
 use crate::layers::{Layer, Stack};
 
-/// Where to look in a directory: its upper part (if any) and its merged lower layers.
+/// The layers to search in a directory: its upper part (if any) and its merged lower layers.
 #[derive(Debug, Clone, Copy)]
 pub struct DirLayers<'a> {
     pub upper: bool,

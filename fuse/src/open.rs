@@ -1,9 +1,9 @@
 //! Opening files, and the I/O the kernel does not do by itself.
 //!
 //! In [`OpenMode::Cached`] (the default) `open` fails with ENOSYS, after which the kernel
-//! opens files without asking (Linux 3.14 and later) and keeps their pages cached across
-//! opens; reads it cannot serve from its cache, and all writes, come without a handle and
-//! use a real file kept open per node. The first write copies the file up.
+//! opens files without a request (Linux 3.14 and later) and keeps their pages cached across
+//! opens. Reads it cannot serve from its cache, and all writes, come without a handle, and
+//! they use a real file kept open per node. The first write copies the file up.
 //!
 //! In [`OpenMode::Passthrough`] (Linux 6.9 and later) every open is a request, answered
 //! with a backing file that the kernel then reads and writes itself; only `open`,
@@ -26,7 +26,7 @@ use crate::fs::{NodeInfo, OverlayFs};
 use crate::handles::OpenFile;
 use crate::layers::{at_path, Layer};
 
-/// What `open` and `create` reply with.
+/// The reply to `open` and `create`.
 pub struct Opened {
     pub handle: u64,
     pub flags: FopenFlags,
@@ -36,7 +36,7 @@ pub struct Opened {
 /// Registers a real file with the kernel as a passthrough backing file.
 pub type OpenBacking<'a> = &'a dyn Fn(BorrowedFd<'_>) -> io::Result<BackingId>;
 
-/// Whether open(2) flags ask to change the file.
+/// Returns whether open(2) flags request changes to the file.
 pub fn opens_for_writing(flags: i32) -> bool {
     flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0
 }
@@ -117,8 +117,8 @@ impl OverlayFs {
         Ok((file, false))
     }
 
-    /// The backing file for a new passthrough open of node `id`: the one its other opens
-    /// share, or a new one made from `file`. `None` when the open must go without.
+    /// Returns the backing file for a new passthrough open of node `id`: the one its other
+    /// opens share, or a new one made from `file`, or `None` when the open must go without.
     fn share_backing(
         &self,
         id: u64,
@@ -147,7 +147,7 @@ impl OverlayFs {
                 Some(backing)
             }
             Err(error) => {
-                warn!(%error, "passthrough backing file refused; serving reads in userspace");
+                warn!(%error, "kernel rejected the passthrough backing file; serving reads and writes in this process");
                 self.passthrough
                     .store(false, std::sync::atomic::Ordering::Relaxed);
                 None
@@ -175,8 +175,8 @@ impl OverlayFs {
         }
     }
 
-    /// The real file for an I/O request on node `id`: its handle's, or the node's own when
-    /// the request came without a handle.
+    /// Returns the real file for an I/O request on node `id`: its handle's, or the node's own
+    /// when the request came without a handle.
     fn request_file(&self, id: u64, handle: u64, write: bool) -> Result<Arc<OwnedFd>> {
         match self.handles.file(handle) {
             Some(open) => Ok(open.file.clone()),
@@ -184,8 +184,8 @@ impl OverlayFs {
         }
     }
 
-    /// The real file of node `id`, kept open for requests without a handle; for writing,
-    /// after copying the node up.
+    /// Returns the real file of node `id`, kept open for requests without a handle. For
+    /// writing, the node is copied up first.
     fn node_file(&self, id: u64, write: bool) -> Result<Arc<OwnedFd>> {
         if let Some(file) = self.nodes.lock().unwrap().file(id, write) {
             return Ok(file);

@@ -99,8 +99,8 @@ fn read_layer(
     Ok(())
 }
 
-/// Whether the merged directory has no entries: what `rmdir` and renaming over a directory
-/// require.
+/// Returns whether the merged directory has no entries, which `rmdir` and renaming over a
+/// directory require.
 pub fn is_empty(stack: &Stack, layers: DirLayers<'_>, dir: &Path) -> rustix::io::Result<bool> {
     let mut seen = HashSet::new();
     let mut raw = Vec::new();

@@ -1,5 +1,5 @@
-//! `unlink` and `rmdir`. A name that only the upper layer holds is removed from it; a name
-//! that a lower layer shows gets a whiteout in the upper layer instead (overlayfs's
+//! `unlink` and `rmdir`. A name that only the upper layer contains is removed from it, and a
+//! name that a lower layer shows gets a whiteout in the upper layer instead (overlayfs's
 //! fs/overlayfs/dir.c, `ovl_remove_and_whiteout`). An upper directory is moved to the work
 //! directory before it is emptied of the whiteouts it may hold, so the merged view never
 //! shows it half-removed.

@@ -1,8 +1,8 @@
-//! `rename`, as overlayfs does it without `redirect_dir` (the Debian kernel's default):
-//! the source is copied up and renamed within the upper layer; a whiteout replaces it where a
-//! lower layer still shows the old name; a directory moved over a lower directory becomes
-//! opaque; and a directory that comes from a lower layer cannot be moved at all (EXDEV),
-//! so `mv` falls back to copying it.
+//! `rename`, as overlayfs does it without `redirect_dir` (the Debian kernel's default). The
+//! source is copied up and renamed within the upper layer, and a whiteout replaces it where
+//! a lower layer still shows the old name. A directory moved over a lower directory becomes
+//! opaque. A directory that comes from a lower layer cannot be moved at all (EXDEV), so `mv`
+//! falls back to copying it.
 
 use std::ffi::OsStr;
 

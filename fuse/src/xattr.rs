@@ -12,7 +12,7 @@ use rustix::io::{Errno, Result};
 use crate::format::{is_private_xattr, shown_xattr_name, stored_xattr_name};
 use crate::fs::OverlayFs;
 
-/// The names of the xattrs of `path`, overlayfs's own included.
+/// Lists the names of the xattrs of `path`, overlayfs's own included.
 pub fn list(path: &Path) -> Result<Vec<OsString>> {
     let mut buffer = Vec::new();
     loop {
@@ -35,7 +35,7 @@ pub fn list(path: &Path) -> Result<Vec<OsString>> {
     Ok(names)
 }
 
-/// The value of xattr `name` of `path`.
+/// Reads the value of xattr `name` of `path`.
 pub fn get(path: &Path, name: &OsStr) -> Result<Vec<u8>> {
     loop {
         let size = rfs::lgetxattr_query(path, name)?;
@@ -79,7 +79,8 @@ impl OverlayFs {
         )
     }
 
-    /// The xattr names of node `id` as `listxattr(2)` returns them: each followed by a NUL.
+    /// Lists the xattr names of node `id` as `listxattr(2)` returns them, each followed by a
+    /// NUL.
     pub(crate) fn list_xattrs(&self, id: u64) -> Result<Vec<u8>> {
         let _reading = self.reading();
         let info = self.info(id)?;

@@ -13,7 +13,7 @@ pub struct MountArgs {
     #[arg(long)]
     rw: bool,
 
-    /// What presents the image: the kernel's overlayfs, or layerfs's FUSE file system
+    /// Driver presenting the image: the kernel's overlayfs, or layerfs's FUSE file system
     /// (served by a background process until `layerfs umount`), optionally with reads and
     /// writes passed through to the real files.
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]

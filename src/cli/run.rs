@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(long)]
     hostname: Option<String>,
 
-    /// What presents the image as the container's root: the kernel's overlayfs, or layerfs's
+    /// Driver presenting the image as the container's root: the kernel's overlayfs, or layerfs's
     /// FUSE file system (served by a background process while the container runs).
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
     driver: DriverArg,

@@ -8,8 +8,8 @@
 //! `DIR/daemon.lock` while it runs: `umount` takes that lock to know it has exited, even
 //! if it crashed.
 //!
-//! Shutdown: SIGTERM, SIGINT or SIGHUP makes the daemon unmount (lazily if the mount is
-//! busy); an unmount by anyone, lazy or not, ends the kernel connection once no one uses
+//! Shutdown: SIGTERM, SIGINT or SIGHUP makes the daemon unmount, lazily if the mount is
+//! busy. An unmount by anyone, lazy or not, ends the kernel connection once no process uses
 //! the mount, and the daemon then exits with status 0.
 
 use std::fs::{self, File};
@@ -37,7 +37,7 @@ const LOCK: &str = "daemon.lock";
 /// How long `umount` waits for the daemon to exit after the unmount.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the daemon serves, as written to `DIR/fuse.json`.
+/// The mount a daemon serves, as written to `DIR/fuse.json`.
 #[derive(Debug, Serialize, Deserialize)]
 struct DaemonConfig {
     target: PathBuf,
@@ -129,7 +129,7 @@ pub fn wait_for_exit(dir: &Path) -> Result<()> {
     }
 }
 
-/// The daemon itself: serves the mount described in `dir` until it is unmounted.
+/// Serves the mount described in `dir` until it is unmounted: the daemon itself.
 pub fn run_daemon(dir: &Path) -> Result<()> {
     let config_path = dir.join(CONFIG);
     let bytes = fs::read(&config_path).at("reading", &config_path)?;

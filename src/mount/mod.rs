@@ -6,7 +6,7 @@
 //! an overlay mount is not allowed.
 //!
 //! Each mount has a directory `mounts/<id>/` in the store with `mount.json` (the target and
-//! what to clean up) and, for a writable mount, `upper/` and `work/`; the FUSE driver adds
+//! what to clean up) and, for a writable mount, `upper/` and `work/`. The FUSE driver adds
 //! its daemon's files there (see `fuse`). `umount` finds the record by target path, so it
 //! also cleans up after a mount that is already gone or whose daemon died.
 
@@ -65,7 +65,7 @@ pub enum Error {
     DaemonStuck(PathBuf),
 }
 
-/// What presents the merged image on the target.
+/// The driver presenting the merged image on the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Driver {
@@ -85,7 +85,7 @@ impl Driver {
         self != Driver::Overlay
     }
 
-    /// How the FUSE driver serves opens.
+    /// Returns the way the FUSE driver serves opens.
     pub fn fuse_open(self) -> layerfs_fuse::OpenMode {
         match self {
             Driver::FusePassthrough => layerfs_fuse::OpenMode::Passthrough,
@@ -117,7 +117,7 @@ pub struct Unmounted {
     pub kept_upper: Option<PathBuf>,
 }
 
-/// The layer directories of an image, topmost first.
+/// Returns the layer directories of an image, topmost first.
 pub fn image_layers(store: &Store, image: &ImageRecord) -> Result<Vec<PathBuf>> {
     if image.layers.is_empty() {
         return Err(Error::NoLayers(image.reference.clone()));
@@ -215,7 +215,8 @@ fn create_and_mount(
     Ok(record)
 }
 
-/// The layers of `image` as the FUSE driver takes them, with `upper` on top if given.
+/// Returns the layers of `image` as the FUSE driver takes them, with `upper` on top if
+/// given.
 pub fn fuse_layers(
     store: &Store,
     image: &ImageRecord,
@@ -281,8 +282,8 @@ pub fn unmount(store: &Store, target: &Path, keep: bool) -> Result<Unmounted> {
     Ok(Unmounted { kept_upper })
 }
 
-/// The absolute path of a mount target. The target of a FUSE mount whose daemon died cannot
-/// be resolved itself (ENOTCONN), so its parent is.
+/// Returns the absolute path of a mount target. The target of a FUSE mount whose daemon died
+/// cannot be resolved itself (ENOTCONN), so its parent is resolved instead.
 fn resolve_target(target: &Path) -> Result<PathBuf> {
     let error = match target.canonicalize() {
         Ok(target) => return Ok(target),

@@ -9,9 +9,9 @@
 //! the mount point and work directory, and with `--rm` the writable layer too.
 //!
 //! With the FUSE driver, `run` starts the FUSE daemon on `containers/<id>/rootfs` in the
-//! host's namespaces before the container (the daemon must not become a process of the
-//! container), the container's mount namespace inherits that mount, and `run` unmounts it
-//! and waits for the daemon once the container has exited.
+//! host's namespaces before the container, because the daemon must not become a process of
+//! the container. The container's mount namespace inherits that mount. Once the container
+//! has exited, `run` unmounts it and waits for the daemon.
 
 mod devices;
 mod exec;
@@ -100,7 +100,7 @@ pub struct RunOptions {
     pub remove: bool,
     /// Defaults to the first 12 characters of the container ID.
     pub hostname: Option<String>,
-    /// What presents the image as the container's root.
+    /// The driver presenting the image as the container's root.
     pub driver: Driver,
 }
 

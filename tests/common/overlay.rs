@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::Env;
 
-/// The layer directories of a pulled image, topmost first.
+/// Returns the layer directories of a pulled image, topmost first.
 pub fn layer_dirs(env: &Env, reference: &str) -> Vec<PathBuf> {
     let image: Value = serde_json::from_str(&env.ok(&["inspect", reference])).unwrap();
     let layers = image["layers"].as_array().unwrap();
