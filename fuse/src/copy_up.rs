@@ -26,7 +26,10 @@ pub fn temp_name() -> String {
 
 impl OverlayFs {
     /// Copies node `id`, and the directories above it, to the upper layer unless they are
-    /// there already. `data` is false when the caller is about to truncate the file to zero.
+    /// there already.
+    /// NOTE: overlayfs also records the lower file in `trusted.overlay.origin`, so that a
+    /// later kernel mount of this upper layer keeps its inode number; copies made here lack
+    /// it, and show their upper inode number there. `data` is false when the caller is about to truncate the file to zero.
     /// The caller holds the namespace lock exclusively.
     pub(crate) fn copy_up(&self, id: u64, data: bool) -> Result<()> {
         let info = self.info(id)?;

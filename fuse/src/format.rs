@@ -21,6 +21,9 @@ pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const PRIVATE_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 const ESCAPED_XATTR_PREFIX: &[u8] = b"trusted.overlay.overlay.";
 
+/// NOTE: overlayfs since Linux 6.7 also accepts whiteouts made of xattrs (an empty file
+/// with `trusted.overlay.whiteout`, in a directory marked `trusted.overlay.whiteouts`), used
+/// when overlays nest; layers in that form show those files here instead of hiding names.
 pub fn is_whiteout(stat: &Stat) -> bool {
     FileType::from_raw_mode(stat.st_mode) == FileType::CharacterDevice && stat.st_rdev == 0
 }

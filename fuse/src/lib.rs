@@ -9,6 +9,9 @@
 //! when the kernel supports it; `copy_up`, `create`, `remove`, `rename`, `setattr` and
 //! `xattr` change the upper layer; `inode` numbers and tracks what the kernel knows.
 
+// NOTE: POSIX ACLs are kept as xattrs but not enforced: the kernel checks only the mode
+// bits (FUSE_POSIX_ACL is not negotiated), where overlayfs enforces ACLs of the real files.
+
 mod attr;
 mod copy_up;
 mod create;
