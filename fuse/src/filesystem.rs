@@ -1,120 +1,28 @@
 //! The FUSE protocol side: each request of fuser's `Filesystem` trait mapped to an operation
-//! of [`OverlayFs`] and its result to a reply.
+//! of [`OverlayFs`] and its result to a reply (see `reply`).
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Errno, FileAttr, FileHandle, Filesystem, INodeNo, KernelConfig, LockOwner, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 use rustix::fs::{self as rfs, Mode, OFlags};
-use tracing::debug;
 
 use crate::attr::decode_device;
-use crate::create::{Caller, NewEntry};
-use crate::fs::{OpenMode, OverlayFs};
+use crate::create::NewEntry;
+use crate::fs::OverlayFs;
 use crate::layers::{at_path, Layer};
+use crate::reply::{caller, errno, negative_entry, reply_empty, reply_xattr, GENERATION};
 use crate::setattr::AttrChanges;
-
-const GENERATION: Generation = Generation(0);
-
-/// Capabilities asked of the kernel when it offers them: attributes with directory
-/// listings, cached symlink targets, parallel lookups in one directory, and directories
-/// read without `opendir`.
-const WANTED: [InitFlags; 5] = [
-    InitFlags::FUSE_DO_READDIRPLUS,
-    InitFlags::FUSE_READDIRPLUS_AUTO,
-    InitFlags::FUSE_CACHE_SYMLINKS,
-    InitFlags::FUSE_PARALLEL_DIROPS,
-    InitFlags::FUSE_NO_OPENDIR_SUPPORT,
-];
-
-fn errno(errno: rustix::io::Errno) -> Errno {
-    Errno::from_i32(errno.raw_os_error())
-}
-
-fn caller(request: &Request) -> Caller {
-    Caller {
-        uid: request.uid(),
-        gid: request.gid(),
-    }
-}
-
-/// Returns the reply to a lookup of a missing name. Node ID 0 makes the kernel cache the
-/// absence for the entry timeout, as the kernel overlay's negative dentries do.
-fn negative_entry() -> FileAttr {
-    FileAttr {
-        ino: INodeNo(0),
-        size: 0,
-        blocks: 0,
-        atime: SystemTime::UNIX_EPOCH,
-        mtime: SystemTime::UNIX_EPOCH,
-        ctime: SystemTime::UNIX_EPOCH,
-        crtime: SystemTime::UNIX_EPOCH,
-        kind: FileType::RegularFile,
-        perm: 0,
-        nlink: 0,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 0,
-        flags: 0,
-    }
-}
-
-impl OverlayFs {
-    fn reply_entry(&self, result: rustix::io::Result<FileAttr>, reply: ReplyEntry) {
-        match result {
-            Ok(attr) => reply.entry(&self.ttl, &attr, GENERATION),
-            Err(error) => reply.error(errno(error)),
-        }
-    }
-
-    fn new_entry(
-        &self,
-        request: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        entry: NewEntry<'_>,
-    ) -> rustix::io::Result<FileAttr> {
-        self.create_entry(parent.0, name, entry, caller(request))
-            .map(|(_, attr)| attr)
-    }
-}
-
-fn reply_empty(result: rustix::io::Result<()>, reply: ReplyEmpty) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(error) => reply.error(errno(error)),
-    }
-}
 
 impl Filesystem for OverlayFs {
     fn init(&mut self, _request: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        for flag in WANTED {
-            if let Err(missing) = config.add_capabilities(flag) {
-                debug!(?missing, "kernel lacks a FUSE capability");
-            }
-        }
-        match self.options.open {
-            OpenMode::Cached => {
-                let _ = config.add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT);
-            }
-            OpenMode::Passthrough => {
-                // O_TRUNC delivered with `open`, so a copy-up for truncation skips the data.
-                let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
-                if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-                    && config.set_max_stack_depth(1).is_ok()
-                {
-                    self.passthrough.store(true, Ordering::Relaxed);
-                }
-            }
-        }
+        self.negotiate(config);
         Ok(())
     }
 
@@ -268,20 +176,7 @@ impl Filesystem for OverlayFs {
     }
 
     fn open(&self, _request: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if self.options.open == OpenMode::Cached {
-            reply.error(Errno::ENOSYS);
-            return;
-        }
-        let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
-        match self.open_file(ino.0, flags.0, &backing) {
-            Ok(opened) => match &opened.backing {
-                Some(backing) => {
-                    reply.opened_passthrough(FileHandle(opened.handle), opened.flags, backing)
-                }
-                None => reply.opened(FileHandle(opened.handle), opened.flags),
-            },
-            Err(error) => reply.error(errno(error)),
-        }
+        self.reply_open(ino.0, flags.0, reply);
     }
 
     fn read(
@@ -489,37 +384,7 @@ impl Filesystem for OverlayFs {
     ) {
         let entry = NewEntry::File { mode };
         let created = self.create_entry(parent.0, name, entry, caller(request));
-        if self.options.open == OpenMode::Cached {
-            // The kernel needs a handle here; requests on it come as if without one.
-            match created {
-                Ok((_, attr)) => {
-                    let flags = FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH;
-                    reply.created(&self.ttl, &attr, GENERATION, FileHandle(0), flags);
-                }
-                Err(error) => reply.error(errno(error)),
-            }
-            return;
-        }
-        let backing = |fd: rustix::fd::BorrowedFd<'_>| reply.open_backing(fd);
-        let result =
-            created.and_then(|(info, attr)| Ok((self.open_info(&info, flags, &backing)?, attr)));
-        match result {
-            Ok((opened, attr)) => {
-                let handle = FileHandle(opened.handle);
-                match &opened.backing {
-                    Some(backing) => reply.created_passthrough(
-                        &self.ttl,
-                        &attr,
-                        GENERATION,
-                        handle,
-                        opened.flags,
-                        backing,
-                    ),
-                    None => reply.created(&self.ttl, &attr, GENERATION, handle, opened.flags),
-                }
-            }
-            Err(error) => reply.error(errno(error)),
-        }
+        self.reply_create(created, flags, reply);
     }
 
     fn fallocate(
@@ -551,15 +416,6 @@ impl Filesystem for OverlayFs {
             Ok(position) => reply.offset(position),
             Err(error) => reply.error(errno(error)),
         }
-    }
-}
-
-fn reply_xattr(result: rustix::io::Result<Vec<u8>>, size: u32, reply: ReplyXattr) {
-    match result {
-        Ok(value) if size == 0 => reply.size(value.len() as u32),
-        Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
-        Ok(value) => reply.data(&value),
-        Err(error) => reply.error(errno(error)),
     }
 }
 

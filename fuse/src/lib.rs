@@ -27,6 +27,7 @@ mod open;
 mod readdir;
 mod remove;
 mod rename;
+mod reply;
 mod setattr;
 mod xattr;
 
