@@ -68,11 +68,6 @@ impl OverlayFs {
             if let Some(mode) = entry.permissions(setgid_dir) {
                 rfs::chmodat(work, &temp, Mode::from_raw_mode(mode), AtFlags::empty())?;
             }
-            // As overlayfs does (`ovl_create_upper`): a new directory in a merge directory
-            // is opaque, which spares lookups in it a search of the lower layers.
-            if is_dir && dir.is_merged() {
-                set_opaque(&self.stack.work_path(&temp))?;
-            }
             self.move_into_place(&temp, &dir.path.join(name), is_dir)
         });
         if result.is_err() {

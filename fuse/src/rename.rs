@@ -94,7 +94,9 @@ impl OverlayFs {
             empty_dir(upper, target.path.as_os_str())?;
         }
         if source.is_dir() {
-            if covers_lower {
+            // As overlayfs does (`ovl_rename`): a directory moved into a merge directory is
+            // made opaque, so that no lower directory of its new name shows through.
+            if covers_lower || new_dir.is_merged() {
                 set_opaque(&self.stack.path(Layer::Upper, &old_path))?;
             }
             // A directory cannot replace the whiteout of a deleted name by rename(2).
