@@ -174,6 +174,16 @@ fn three_layers_writable_match() {
         fs::set_permissions(root.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
         xattr::set(root.join("g"), "user.note", b"changed").unwrap();
         fs::create_dir(root.join("d")).unwrap();
+        fs::create_dir(root.join("new")).unwrap();
+        fs::rename(root.join("new"), root.join("merged/moved")).unwrap();
+        fs::rename(root.join("a/f1"), root.join("b/f1")).unwrap();
+        fs::remove_dir_all(root.join("merged")).unwrap();
+        fs::create_dir(root.join("merged")).unwrap();
+        let setid = fs::OpenOptions::new().write(true).open(root.join("setid"));
+        setid.unwrap().set_len(2).unwrap();
+        fs::hard_link(root.join("three"), root.join("b/four")).unwrap();
+        symlink("z", root.join("b/to-z")).unwrap();
+        fs::remove_file(root.join("b/z")).unwrap();
     }
     let compare = Compare {
         mtime: false,
