@@ -55,9 +55,9 @@ pub struct Node {
     pub backing_writable: bool,
     /// Open handles passed through to some backing file.
     pub passthrough_opens: usize,
-    /// Set when the real file changed (copy-up) while handles with the old backing file are
-    /// open: the kernel allows one backing file per inode at a time, so new opens go without
-    /// passthrough until those handles are released.
+    /// Set when `backing` is the lower file of a node copied up while passthrough handles
+    /// were open. The kernel requires every open of an inode with a backing file to pass
+    /// through to that same file, so new opens keep using it until those handles are closed.
     pub stale_backing: bool,
     /// The real file, kept open for reads and writes that come without a handle.
     pub file: Option<Arc<OwnedFd>>,
@@ -236,7 +236,9 @@ impl Nodes {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.layer = Layer::Upper;
             node.stale_backing = node.passthrough_opens > 0;
-            node.backing = Weak::new();
+            if !node.stale_backing {
+                node.backing = Weak::new();
+            }
             node.file = None;
         }
     }

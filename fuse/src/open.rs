@@ -50,10 +50,8 @@ impl OverlayFs {
     ) -> Result<Opened> {
         let write = opens_for_writing(flags);
         if write {
-            if !self.stack.writable() {
-                return Err(Errno::ROFS);
-            }
-            let _writing = self.writing();
+            let _writing = self.writable_namespace()?;
+            self.check_passthrough_write(id)?;
             let truncate = flags & libc::O_TRUNC != 0;
             self.copy_up(id, !truncate)?;
         }
@@ -72,14 +70,13 @@ impl OverlayFs {
         let write = opens_for_writing(flags);
         let (file, writable) = self.open_real(info, flags)?;
         let backing = match self.passthrough() {
-            true => self.share_backing(info.id, &file, write && writable, backing),
+            true => self.share_backing(info.id, (&file, writable), write, backing)?,
             false => None,
         };
         // `flush` does nothing here, so the kernel need not send it on every close.
         let flags = FopenFlags::FOPEN_NOFLUSH
             | match &backing {
                 Some(_) => FopenFlags::empty(),
-                None if self.stale_backing(info.id) => FopenFlags::FOPEN_DIRECT_IO,
                 None => FopenFlags::FOPEN_KEEP_CACHE,
             };
         let handle = self.handles.add_file(OpenFile {
@@ -117,47 +114,57 @@ impl OverlayFs {
         Ok((file, false))
     }
 
+    /// Fails with ETXTBSY an open for writing of node `id` while handles pass through to a
+    /// read-only backing file: the kernel would have to pass the new open through to that
+    /// same file.
+    /// NOTE: overlayfs allows this, and reads through the older handles then see the copied-up
+    /// file. The default open mode, without passthrough, behaves as overlayfs does.
+    fn check_passthrough_write(&self, id: u64) -> Result<()> {
+        let nodes = self.nodes.lock().unwrap();
+        let Some(node) = nodes.get(id) else {
+            return Ok(());
+        };
+        if node.backing.upgrade().is_some() && !node.backing_writable {
+            return Err(Errno::TXTBSY);
+        }
+        Ok(())
+    }
+
     /// Returns the backing file for a new passthrough open of node `id`: the one its other
-    /// opens share, or a new one made from `file`, or `None` when the open must go without.
+    /// opens share, or a new one made from `file` (and whether it is open for writing), or
+    /// `None` when the kernel rejected it.
     fn share_backing(
         &self,
         id: u64,
-        file: &OwnedFd,
+        (file, writable): (&OwnedFd, bool),
         write: bool,
         open_backing: OpenBacking<'_>,
-    ) -> Option<Arc<BackingId>> {
+    ) -> Result<Option<Arc<BackingId>>> {
         let mut nodes = self.nodes.lock().unwrap();
-        let node = nodes.get_mut(id)?;
-        if node.stale_backing {
-            return None;
-        }
+        let node = nodes.get_mut(id).ok_or(Errno::STALE)?;
         if let Some(shared) = node.backing.upgrade() {
             if write && !node.backing_writable {
-                return None;
+                return Err(Errno::TXTBSY);
             }
             node.passthrough_opens += 1;
-            return Some(shared);
+            return Ok(Some(shared));
         }
         match open_backing(file.as_fd()) {
             Ok(backing) => {
                 let backing = Arc::new(backing);
                 node.backing = Arc::downgrade(&backing);
-                node.backing_writable = write;
+                node.backing_writable = writable;
+                node.stale_backing = false;
                 node.passthrough_opens += 1;
-                Some(backing)
+                Ok(Some(backing))
             }
             Err(error) => {
                 warn!(%error, "kernel rejected the passthrough backing file; serving reads and writes in this process");
                 self.passthrough
                     .store(false, std::sync::atomic::Ordering::Relaxed);
-                None
+                Ok(None)
             }
         }
-    }
-
-    fn stale_backing(&self, id: u64) -> bool {
-        let nodes = self.nodes.lock().unwrap();
-        nodes.get(id).is_some_and(|node| node.stale_backing)
     }
 
     pub(crate) fn release(&self, handle: u64) {
