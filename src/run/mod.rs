@@ -182,6 +182,9 @@ fn create_and_start(
     let Some((layers, open)) = fuse else {
         return start_init(&spec);
     };
+    // NOTE: if `run` itself is killed (SIGKILL), the daemon keeps serving the rootfs on the
+    // host until `umount containers/<id>/rootfs` or a SIGTERM to it; overlay mounts, which
+    // live in the container's mount namespace, need no such cleanup.
     mount::start_fuse_daemon(dir, &spec.rootfs, layers, *open)?;
     let code = start_init(&spec);
     mount::stop_fuse_daemon(dir, &spec.rootfs)?;
