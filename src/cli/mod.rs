@@ -5,6 +5,7 @@ mod inspect;
 mod mount;
 mod pull;
 mod run;
+mod snapshotter;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,8 @@ enum Command {
     Umount(mount::UmountArgs),
     /// Run a command in a new container from an image.
     Run(run::RunArgs),
+    /// Serve containerd's snapshots API on a unix socket (a containerd proxy plug-in).
+    Snapshotter(snapshotter::SnapshotterArgs),
     /// Set up and start a container's process (used by `run`, not by hand).
     #[command(hide = true, name = "container-init")]
     ContainerInit,
@@ -111,6 +114,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, command),
+        Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
         Command::ContainerInit | Command::FuseDaemon(_) => unreachable!("handled above"),
     }
 }

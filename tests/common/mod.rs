@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
+pub mod grpc;
+pub mod image;
 pub mod overlay;
 pub mod tree;
 
