@@ -242,9 +242,10 @@ fn killed_container_exits_128_plus_signal() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
 
-    // PID 1 is `sh` until it executes `sleep`; either way it is the same process.
-    let pid_one = find_process(&["sleep 1000", "sh -c echo ready; exec sleep 1000"])
-        .expect("the container's PID 1 is visible from the host");
+    // `layerfs run` starts init, and init forks the container's PID 1.
+    let init = child_of(child.id() as i32).expect("layerfs run has started init");
+    let pid_one = child_of(init).expect("init has forked the container's PID 1");
+    let pid_one = nix::unistd::Pid::from_raw(pid_one);
     nix::sys::signal::kill(pid_one, nix::sys::signal::Signal::SIGKILL).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137));
@@ -273,19 +274,21 @@ fn sigterm_is_forwarded_to_the_container() {
     assert_eq!(child.wait().unwrap().code(), Some(42));
 }
 
-/// Finds the host PID of a process whose command line is one of `commands`.
-fn find_process(commands: &[&str]) -> Option<nix::unistd::Pid> {
+/// Finds the first child of `parent`, by the parent PID field of `/proc/PID/stat`.
+fn child_of(parent: i32) -> Option<i32> {
     for entry in std::fs::read_dir("/proc").unwrap() {
         let entry = entry.unwrap();
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if commands.contains(&text.trim_end()) {
-            return Some(nix::unistd::Pid::from_raw(pid));
+        // The command name in parentheses may contain spaces; fields after it do not.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let ppid = after_name.split(' ').nth(1)?.parse::<i32>().ok()?;
+        if ppid == parent {
+            return Some(pid);
         }
     }
     None

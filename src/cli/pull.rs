@@ -39,7 +39,10 @@ pub fn pull_image(
 ) -> anyhow::Result<ImageRecord> {
     let puller = Puller {
         store: context.store.clone(),
-        client: Arc::new(Client::new(context.config.registry.clone())),
+        client: Arc::new(Client::new(
+            context.config.registry.clone(),
+            context.config.network.timeouts(),
+        )),
         platform,
         progress,
     };

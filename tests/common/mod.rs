@@ -3,10 +3,12 @@
 //!
 //! The registry comes from `fixtures/registry start DIR`, which prints
 //! `LAYERFS_TEST_REGISTRY=127.0.0.1:PORT`; `fixtures/test` starts it and runs the suite.
+//! `fake_registry` is a misbehaving registry for fault tests.
 
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod fake_registry;
 pub mod grpc;
 pub mod image;
 pub mod overlay;
@@ -22,6 +24,15 @@ pub fn registry() -> String {
     std::env::var("LAYERFS_TEST_REGISTRY").expect(
         "LAYERFS_TEST_REGISTRY is not set: run the suite with fixtures/test, or start a \
          registry with `fixtures/registry start DIR` and export the line it prints",
+    )
+}
+
+/// `host:port` of the fixture registry that requires bearer tokens, from
+/// `fixtures/registry start-token DIR`. It serves the same images as [`registry`].
+pub fn token_registry() -> String {
+    std::env::var("LAYERFS_TEST_TOKEN_REGISTRY").expect(
+        "LAYERFS_TEST_TOKEN_REGISTRY is not set: run the suite with fixtures/test, or start a \
+         registry with `fixtures/registry start-token DIR` and export the line it prints",
     )
 }
 
