@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(error) => exit_for_usage(error),
     };
-    cli::init_logging(args.debug);
+    cli::init_logging(&args);
     match cli::dispatch(args) {
         Ok(code) => code,
         // A reader that went away (`layerfs images | head -1`) is not a failure.

@@ -184,6 +184,7 @@ fn assert_mount_matches_tar(name: &str) {
     let compare = Compare {
         mtime: true,
         xattrs: true,
+        ..Compare::default()
     };
     let expected = tree::snapshot(&extracted, compare);
     let actual = tree::snapshot(&mounted, compare);

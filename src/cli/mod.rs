@@ -65,6 +65,9 @@ enum Command {
     /// Set up and start a container's process (used by `run`, not by hand).
     #[command(hide = true, name = "container-init")]
     ContainerInit,
+    /// Serve a FUSE mount (started by `mount --driver fuse`, not by hand).
+    #[command(hide = true, name = "fuse-daemon")]
+    FuseDaemon(mount::FuseDaemonArgs),
 }
 
 /// An error and the exit code it maps to.
@@ -82,8 +85,14 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-pub fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+pub fn init_logging(args: &Args) {
+    // The FUSE daemon is a service: it logs its start and stop. fuser warns when its own
+    // unmount at exit finds the file system already unmounted, which is the normal case.
+    let default = match (&args.command, args.debug) {
+        (_, true) => "debug",
+        (Command::FuseDaemon(_), false) => "info,fuser=error",
+        (_, false) => "warn",
+    };
     let filter = EnvFilter::try_from_env("LAYERFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -138,6 +147,9 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
     if let Command::ContainerInit = args.command {
         return Ok(run::container_init());
     }
+    if let Command::FuseDaemon(command) = args.command {
+        return mount::fuse_daemon(command);
+    }
     let context = match args.command {
         // Commands that only read the store need no config and create no store.
         Command::Images(_) | Command::Inspect(_) | Command::Umount(_) => {
@@ -162,7 +174,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, command),
         Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
-        Command::ContainerInit => unreachable!("handled above"),
+        Command::ContainerInit | Command::FuseDaemon(_) => unreachable!("handled above"),
     }
 }
 

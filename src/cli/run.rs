@@ -6,6 +6,7 @@ use layerfs::run::spec::Overrides;
 use layerfs::run::{self, RunOptions};
 use layerfs_registry::{Platform, Reference};
 
+use super::mount::DriverArg;
 use super::pull::pull_image;
 use super::{find_image, Context, Failure};
 
@@ -41,6 +42,11 @@ pub struct RunArgs {
     /// Container hostname [default: the first 12 characters of the container ID].
     #[arg(long)]
     hostname: Option<String>,
+
+    /// Driver presenting the image as the container's root: the kernel's overlayfs, or layerfs's
+    /// FUSE file system (served by a background process while the container runs).
+    #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
+    driver: DriverArg,
 
     /// Image reference; pulled first if not in the store.
     image: Reference,
@@ -82,6 +88,7 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
         },
         remove: args.rm,
         hostname: args.hostname,
+        driver: args.driver.into(),
     };
     Ok(run::run(&context.store, &image, &options)?)
 }

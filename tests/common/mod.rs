@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod fake_registry;
 pub mod grpc;
 pub mod image;
+pub mod overlay;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
