@@ -37,10 +37,12 @@ fn closed_stdout_is_not_an_error() {
 #[test]
 fn images_on_a_missing_store_is_empty() {
     let env = Env::new();
-    let table = env.ok(&["images"]);
+    let missing = env.path("missing");
+    let root = missing.to_str().unwrap();
+    let table = env.ok(&["--root", root, "images"]);
     assert_eq!(table.trim_end(), "REPOSITORY  TAG  IMAGE ID  CREATED  SIZE");
-    assert_eq!(env.ok(&["images", "--json"]).trim(), "[]");
-    assert!(!env.root.exists(), "images created the store");
+    assert_eq!(env.ok(&["--root", root, "images", "--json"]).trim(), "[]");
+    assert!(!missing.exists(), "images created the store");
 }
 
 #[test]

@@ -69,6 +69,8 @@ impl Env {
             "[registry.\"docker.io\"]\nmirrors = [\"http://{registry}\"]\nserver = \"http://{registry}\"\n"
         );
         std::fs::write(&config, text).unwrap();
+        // Start from an empty store, so that "the store is unchanged" has a baseline.
+        layerfs::store::Store::open(&root).unwrap();
         Env { dir, root, config }
     }
 
