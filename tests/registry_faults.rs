@@ -43,7 +43,6 @@ impl Setup {
         registry.serve_image(REPOSITORY, "latest", &image);
         let reference = format!("{}/{REPOSITORY}:latest", registry.host());
         let env = Env::new();
-        env.ok(&["images"]);
         Setup {
             env,
             registry,
@@ -91,7 +90,6 @@ impl Setup {
 /// Runs a pull that must fail, checks that the store is unchanged and the error is one line,
 /// and returns the message.
 fn failed_pull(env: &Env, reference: &str) -> String {
-    env.ok(&["images"]);
     let before = env.store_listing();
     let stderr = env.fails(&["pull", reference]);
     assert_eq!(env.store_listing(), before, "store changed");
@@ -143,7 +141,7 @@ fn pull_through_token_registry() {
     );
     let image: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", &reference])).unwrap();
     assert_eq!(
-        image["digest"],
+        image["manifest"],
         "sha256:1cfa4e2b09e127b9c4ed43578d3f3c18e7d44ea47b9ea98475c0cbe9086525f8"
     );
 }
@@ -704,7 +702,7 @@ fn env_on_small_fs(options: &str) -> (Env, SmallFs) {
     let mut env = Env::new();
     let small = SmallFs::mount(env.path("small"), options);
     env.root = small.path.join("store");
-    env.ok(&["images"]);
+    layerfs::store::Store::open(&env.root).unwrap();
     (env, small)
 }
 
@@ -736,4 +734,54 @@ fn full_inode_table_fails_unpacking() {
     );
     assert!(message.contains("No space left on device"), "{message}");
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
+}
+
+#[test]
+fn blob_missing_on_mirror_comes_from_server() {
+    let setup = Setup::new();
+    let mirror = FakeRegistry::start();
+    mirror.serve_image(REPOSITORY, "latest", &setup.image);
+    mirror.set(&setup.layer_path(), Reply::status(404));
+    setup.env.write_config(&format!(
+        "[registry.\"fake.example\"]\nmirrors = [\"{}\"]\nserver = \"{}\"\n",
+        mirror.url(),
+        setup.registry.url()
+    ));
+
+    let output = setup
+        .env
+        .run(&["pull", &format!("fake.example/{REPOSITORY}:latest")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("skipped a failing endpoint"), "{stderr}");
+    assert!(stderr.contains(&mirror.url()), "{stderr}");
+}
+
+#[test]
+fn blob_missing_everywhere_reports_each_endpoint() {
+    let setup = Setup::new();
+    let mirror = FakeRegistry::start();
+    mirror.serve_image(REPOSITORY, "latest", &setup.image);
+    mirror.set(&setup.layer_path(), Reply::status(404));
+    setup.registry.set(&setup.layer_path(), Reply::status(404));
+    setup.env.write_config(&format!(
+        "[registry.\"fake.example\"]\nmirrors = [\"{}\"]\nserver = \"{}\"\n",
+        mirror.url(),
+        setup.registry.url()
+    ));
+
+    let before = setup.env.store_listing();
+    let stderr = setup
+        .env
+        .fails(&["pull", &format!("fake.example/{REPOSITORY}:latest")]);
+    assert_eq!(setup.env.store_listing(), before);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("not found at {}", mirror.url())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("not found at {}", setup.registry.url())),
+        "{stderr}"
+    );
 }

@@ -293,3 +293,34 @@ fn child_of(parent: i32) -> Option<i32> {
     }
     None
 }
+
+#[test]
+fn open_descriptors_do_not_leak_in() {
+    let env = Env::new();
+    let dir = std::fs::File::open(env.dir.path()).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    // Clear close-on-exec so that `layerfs run` inherits the descriptor, as from a shell.
+    nix::fcntl::fcntl(
+        &dir,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let script = format!("ls /proc/self/fd/{fd} >/dev/null 2>&1 && echo leaked || echo closed");
+    let (stdout, stderr, code) = run_output(&env, &["--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, "closed\n");
+}
+
+#[test]
+fn sigpipe_has_its_default_action_inside() {
+    let env = Env::new();
+    let script = "grep SigIgn /proc/self/status; yes | head -1";
+    let (stdout, stderr, code) = run_output(&env, &["--rm", "busybox", "sh", "-c", script]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let ignored = u64::from_str_radix(lines[0].trim_start_matches("SigIgn:\t"), 16).unwrap();
+    let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    assert_eq!(ignored & sigpipe_bit, 0, "SIGPIPE is ignored: {}", lines[0]);
+    assert_eq!(lines[1], "y");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

@@ -69,11 +69,13 @@ impl Default for Timeouts {
 }
 
 /// The endpoint and repository a manifest came from. The blobs it names are fetched from the
-/// same place.
+/// same place first, then from the registry's other endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub endpoint: Endpoint,
     pub repository: String,
+    /// The registry as the reference names it, whose other endpoints serve as fallbacks.
+    pub registry: String,
 }
 
 /// Manifest bytes exactly as served, with their verified digest.
@@ -118,6 +120,7 @@ impl Client {
             let source = Source {
                 endpoint,
                 repository: reference.repository().to_owned(),
+                registry: reference.registry().to_owned(),
             };
             let key = reference.manifest_key();
             match self
@@ -339,8 +342,40 @@ impl Client {
         Ok(token)
     }
 
-    /// Starts fetching the blob `descriptor` names from `source`.
+    /// Starts fetching the blob `descriptor` names from `source`, or, when that endpoint fails
+    /// before sending any of it, from the registry's other endpoints in order. A failure in
+    /// the middle of the body is the caller's to report: the bytes already consumed cannot
+    /// be taken back.
     pub async fn fetch_blob(&self, source: &Source, descriptor: &Descriptor) -> Result<BlobStream> {
+        let mut errors = Vec::new();
+        let fallbacks = self.hosts.endpoints(&source.registry);
+        let others = fallbacks.into_iter().filter(|e| *e != source.endpoint);
+        let candidates = std::iter::once(source.endpoint.clone()).chain(others);
+        for endpoint in candidates {
+            let attempt = Source {
+                endpoint,
+                ..source.clone()
+            };
+            match self.fetch_blob_at(&attempt, descriptor).await {
+                Ok(blob) => {
+                    for error in &errors {
+                        warn!(%error, "skipped a failing endpoint");
+                    }
+                    return Ok(blob);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        if errors.len() > 1 {
+            return Err(Error::AllEndpointsFailed(errors));
+        }
+        Err(errors
+            .pop()
+            .expect("at least the source endpoint was tried"))
+    }
+
+    /// Starts fetching a blob from `source`'s endpoint only.
+    async fn fetch_blob_at(&self, source: &Source, descriptor: &Descriptor) -> Result<BlobStream> {
         let what = format!("blob {}", descriptor.digest);
         debug!(endpoint = %source.endpoint, %what, "fetching");
         let path = format!("/v2/{}/blobs/{}", source.repository, descriptor.digest);

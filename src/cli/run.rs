@@ -6,8 +6,9 @@ use layerfs::run::spec::Overrides;
 use layerfs::run::{self, RunOptions};
 use layerfs_registry::{Platform, Reference};
 
+use super::mount::DriverArg;
 use super::pull::pull_image;
-use super::{Context, Failure};
+use super::{find_image, Context, Failure};
 
 /// Exit code for a failure of layerfs itself rather than of the container, as in Docker.
 const RUN_FAILURE: u8 = 125;
@@ -42,6 +43,11 @@ pub struct RunArgs {
     #[arg(long)]
     hostname: Option<String>,
 
+    /// Driver presenting the image as the container's root: the kernel's overlayfs, or layerfs's
+    /// FUSE file system (served by a background process while the container runs).
+    #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
+    driver: DriverArg,
+
     /// Image reference; pulled first if not in the store.
     image: Reference,
 
@@ -59,7 +65,7 @@ pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
-    let image = match context.store.find_image(&args.image)? {
+    let image = match find_image(&context.store, &args.image)? {
         Some(image) => image,
         None => pull_image(
             context,
@@ -82,6 +88,7 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
         },
         remove: args.rm,
         hostname: args.hostname,
+        driver: args.driver.into(),
     };
     Ok(run::run(&context.store, &image, &options)?)
 }

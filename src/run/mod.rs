@@ -7,6 +7,11 @@
 //! single-threaded process, whatever threads pulling started. The container's mounts live
 //! only in its mount namespace, so they disappear with its last process. `run` then removes
 //! the mount point and work directory, and with `--rm` the writable layer too.
+//!
+//! With the FUSE driver, `run` starts the FUSE daemon on `containers/<id>/rootfs` in the
+//! host's namespaces before the container, because the daemon must not become a process of
+//! the container. The container's mount namespace inherits that mount. Once the container
+//! has exited, `run` unmounts it and waits for the daemon.
 
 mod devices;
 mod exec;
@@ -30,7 +35,7 @@ use tracing::debug;
 
 use crate::fs_error::{FsContext, FsError};
 use crate::image::{ImageConfig, InvalidConfig};
-use crate::mount::{self, image_overlay, UpperDirs};
+use crate::mount::{self, fuse_layers, image_overlay, Driver, UpperDirs};
 use crate::store::{self, random_id, write_file_atomic, ImageRecord, Store};
 use crate::unpack::remove_tree;
 use spec::{resolve_process, InitSpec, NoCommand, Overrides, SPEC_ENV};
@@ -95,6 +100,8 @@ pub struct RunOptions {
     pub remove: bool,
     /// Defaults to the first 12 characters of the container ID.
     pub hostname: Option<String>,
+    /// The driver presenting the image as the container's root.
+    pub driver: Driver,
 }
 
 /// Contents of `containers/<id>/container.json`.
@@ -119,13 +126,24 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<u
     let process = resolve_process(&config, &options.overrides, &hostname)?;
 
     let dir = store.containers_dir().join(&id);
+    let (overlay, fuse) = match options.driver {
+        Driver::Overlay => (
+            Some(image_overlay(store, image, Some(upper_dirs(&dir)))?),
+            None,
+        ),
+        Driver::Fuse | Driver::FusePassthrough => (
+            None,
+            Some(fuse_layers(store, image, Some(upper_dirs(&dir)))?),
+        ),
+    };
     let spec = InitSpec {
         hostname,
         rootfs: dir.join("rootfs"),
-        overlay: image_overlay(store, image, Some(upper_dirs(&dir)))?,
+        overlay,
         process,
     };
-    let result = create_and_start(image, &dir, spec, &id);
+    let fuse = fuse.map(|layers| (layers, options.driver.fuse_open()));
+    let result = create_and_start(image, &dir, spec, &id, fuse.as_ref());
     let cleanup = cleanup(&dir, options.remove);
     let code = result?;
     cleanup?;
@@ -139,7 +157,13 @@ fn upper_dirs(dir: &Path) -> UpperDirs {
     }
 }
 
-fn create_and_start(image: &ImageRecord, dir: &Path, spec: InitSpec, id: &str) -> Result<u8> {
+fn create_and_start(
+    image: &ImageRecord,
+    dir: &Path,
+    spec: InitSpec,
+    id: &str,
+    fuse: Option<&(layerfs_fuse::Layers, layerfs_fuse::OpenMode)>,
+) -> Result<u8> {
     fs::create_dir(dir).at("creating container directory", dir)?;
     for sub in ["upper", "work", "rootfs"] {
         let path = dir.join(sub);
@@ -155,7 +179,16 @@ fn create_and_start(image: &ImageRecord, dir: &Path, spec: InitSpec, id: &str) -
     };
     let json = serde_json::to_vec_pretty(&record).expect("container records serialize");
     write_file_atomic(&dir.join("container.json"), &json)?;
-    start_init(&spec)
+    let Some((layers, open)) = fuse else {
+        return start_init(&spec);
+    };
+    // NOTE: if `run` itself is killed (SIGKILL), the daemon keeps serving the rootfs on the
+    // host until `umount containers/<id>/rootfs` or a SIGTERM to it; overlay mounts, which
+    // live in the container's mount namespace, need no such cleanup.
+    mount::start_fuse_daemon(dir, &spec.rootfs, layers, *open)?;
+    let code = start_init(&spec);
+    mount::stop_fuse_daemon(dir, &spec.rootfs)?;
+    code
 }
 
 /// Starts `layerfs container-init` in new namespaces and waits for it.

@@ -33,7 +33,9 @@ pub fn prepare(spec: &InitSpec) -> Result<(), Error> {
         None::<&str>,
     )
     .at("making mounts private in", "/")?;
-    spec.overlay.mount(&spec.rootfs)?;
+    if let Some(overlay) = &spec.overlay {
+        overlay.mount(&spec.rootfs)?;
+    }
     let root = rfs::open(&spec.rootfs, DIR_PATH_FLAGS, Mode::empty())
         .map_err(|errno| FsError::new("opening", &spec.rootfs, errno.into()))?;
 

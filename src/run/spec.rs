@@ -18,7 +18,9 @@ pub struct InitSpec {
     pub hostname: String,
     /// The directory to mount the overlay on; it becomes `/`.
     pub rootfs: PathBuf,
-    pub overlay: Overlay,
+    /// `None` when `rootfs` is mounted already: the FUSE driver's daemon serves it from
+    /// outside the container.
+    pub overlay: Option<Overlay>,
     pub process: Process,
 }
 

@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod fake_registry;
 pub mod grpc;
 pub mod image;
+pub mod overlay;
 pub mod push;
 pub mod tree;
 
@@ -69,6 +70,8 @@ impl Env {
             "[registry.\"docker.io\"]\nmirrors = [\"http://{registry}\"]\nserver = \"http://{registry}\"\n"
         );
         std::fs::write(&config, text).unwrap();
+        // Start from an empty store, so that "the store is unchanged" has a baseline.
+        layerfs::store::Store::open(&root).unwrap();
         Env { dir, root, config }
     }
 
