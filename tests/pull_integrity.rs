@@ -17,7 +17,6 @@ const REPOSITORY: &str = "fault/stack";
 /// Pulls `reference`, which must fail, and returns the one-line error. Asserts that the
 /// store is as it was.
 fn failed_pull(env: &Env, reference: &str) -> String {
-    env.ok(&["images"]);
     let before = env.store_listing();
     let stderr = env.fails(&["pull", reference]);
     assert_eq!(

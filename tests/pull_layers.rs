@@ -177,7 +177,6 @@ fn check_case(group: &str, case: &Case) -> Vec<String> {
     match &case.expect {
         Expect::Tree(tree) => assert_pulled_tree(env, &reference, tree),
         Expect::Error(text) => {
-            env.ok(&["images"]);
             let before = env.store_listing();
             let output = env.run(&["pull", &reference]);
             let stderr = String::from_utf8_lossy(&output.stderr);
