@@ -59,6 +59,7 @@ fn umoci_image_matches_umoci_extraction() {
     let compare = Compare {
         mtime: true,
         xattrs: true,
+        ..Compare::default()
     };
     let expected = tree::snapshot(&extracted, compare);
     let actual = tree::snapshot(&mounted, compare);
