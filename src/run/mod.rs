@@ -8,6 +8,7 @@
 //! only in its mount namespace, so they disappear with its last process. `run` then removes
 //! the mount point and work directory, and with `--rm` the writable layer too.
 
+pub mod cgroups;
 mod devices;
 mod exec;
 mod init;
