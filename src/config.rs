@@ -5,6 +5,9 @@
 //! [registry."docker.io"]
 //! mirrors = ["http://127.0.0.1:5000"]     # tried in order before the registry itself
 //! server = "https://registry-1.docker.io" # the registry's own endpoint (this is the default)
+//!
+//! [run]                                   # see layerfs::run::config
+//! cgroup_version = "auto"
 //! ```
 
 use std::fs;
@@ -21,6 +24,9 @@ pub struct Config {
     /// Mirrors and endpoints per registry host.
     #[serde(default)]
     pub registry: HostsConfig,
+    /// Settings for `layerfs run`.
+    #[serde(default)]
+    pub run: crate::run::config::RunConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

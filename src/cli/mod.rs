@@ -1,10 +1,14 @@
 //! Command-line arguments, parsed once into typed values, and one module per command.
 
+mod containers;
 mod images;
 mod inspect;
+mod logs;
 mod mount;
+mod ps;
 mod pull;
 mod run;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,9 +61,25 @@ enum Command {
     Umount(mount::UmountArgs),
     /// Run a command in a new container from an image.
     Run(run::RunArgs),
-    /// Set up and start a container's process (used by `run`, not by hand).
-    #[command(hide = true, name = "container-init")]
-    ContainerInit,
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after a timeout.
+    Stop(containers::StopArgs),
+    /// Send a signal to containers' PID 1.
+    Kill(containers::KillArgs),
+    /// Remove stopped containers.
+    Rm(containers::RmArgs),
+    /// Freeze every process of containers.
+    Pause(containers::NamesArgs),
+    /// Thaw paused containers.
+    Resume(containers::NamesArgs),
+    /// Print the output of a detached container.
+    Logs(logs::LogsArgs),
+    /// Show containers' CPU, memory, pids and I/O figures.
+    Stats(stats::StatsArgs),
+    /// Supervise one container (started by `run`, not by hand).
+    #[command(hide = true, name = "container-shim")]
+    ContainerShim,
 }
 
 /// An error and the exit code it maps to.
@@ -88,8 +108,8 @@ pub fn init_logging(debug: bool) {
 }
 
 pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
-    if let Command::ContainerInit = args.command {
-        return Ok(run::container_init());
+    if let Command::ContainerShim = args.command {
+        return Ok(run::container_shim());
     }
     let context = Context::new(&args)?;
     match args.command {
@@ -99,7 +119,15 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, command),
-        Command::ContainerInit => unreachable!("handled above"),
+        Command::Ps(command) => ps::ps(&context, command),
+        Command::Stop(command) => containers::stop(&context, command),
+        Command::Kill(command) => containers::kill(&context, command),
+        Command::Rm(command) => containers::rm(&context, command),
+        Command::Pause(command) => containers::pause(&context, command),
+        Command::Resume(command) => containers::resume(&context, command),
+        Command::Logs(command) => logs::logs(&context, command),
+        Command::Stats(command) => stats::stats(&context, command),
+        Command::ContainerShim => unreachable!("handled above"),
     }
 }
 

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use hierarchy::{Hierarchies, Preference, Version};
 pub use resources::{CpuQuota, Resources, SwapLimit};
-pub use stats::Stats;
+pub use stats::{human_bytes, Stats};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

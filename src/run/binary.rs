@@ -1,0 +1,41 @@
+//! The layerfs binary as the shim and the container's PID 1 execute it: through a detached,
+//! read-only bind mount of `/proc/self/exe`.
+//!
+//! CVE-2019-5736 let a container overwrite the host's runc binary by opening
+//! `/proc/<pid>/exe` of a runtime process that had joined the container. Here the
+//! container's PID 1 runs layerfs code until it executes the command, and with `--init` for
+//! the container's whole life, so its `/proc/1/exe` is reachable from inside. Executing the
+//! binary through a read-only mount makes that link resolve to the read-only mount: opening
+//! it for writing fails with EROFS, and no process in the container may remount it, since
+//! the mount was never attached to any namespace the container can reach. (runc later chose
+//! a similar read-only mount over its earlier sealed memfd copy, which cost a copy of the
+//! binary in memory per container.)
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use rustix::mount::MountAttrFlags;
+
+use super::mount_api::{attr_flags, clone_tree, mount_setattr, MountAttr};
+
+/// The running binary, read-only. Needs Linux 5.12 (mount_setattr).
+pub fn open_read_only() -> io::Result<OwnedFd> {
+    let fd = clone_tree(Path::new("/proc/self/exe"), false)?;
+    let read_only = MountAttr {
+        attr_set: attr_flags(
+            MountAttrFlags::MOUNT_ATTR_RDONLY
+                | MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV,
+        ),
+        ..MountAttr::default()
+    };
+    mount_setattr(&fd, false, &read_only)?;
+    Ok(fd)
+}
+
+/// A path that executes `fd`: execve(2) resolves it before it closes close-on-exec file
+/// descriptors, so `fd` may be close-on-exec.
+pub fn exec_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}

@@ -1,0 +1,204 @@
+//! Starting a container, in the shim: its cgroup, its user namespace, its detached mounts,
+//! and then PID 1.
+//!
+//! A process does not enter the PID namespace it unshares; its children do. So a helper is
+//! forked first: it joins the cgroup, joins the user namespace (so that the PID namespace,
+//! and every namespace PID 1 creates, is owned by it), unshares the PID namespace, forks PID
+//! 1, reports PID 1's host PID and exits. The shim is a child subreaper
+//! (PR_SET_CHILD_SUBREAPER), so PID 1 becomes its child. The shim's own namespaces stay the
+//! host's, so it can clean up after the container.
+//!
+//! ```text
+//! shim ──fork──▶ helper ──fork──▶ PID 1 ──exec──▶ command
+//!   ▲                 exits         │
+//!   └───── adopts ──────────────────┘
+//! ```
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::SigSet;
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, pipe2, ForkResult, Pid};
+use tracing::debug;
+
+use super::cgroups::{Cgroup, Hierarchies};
+use super::init::{self, InitFds};
+use super::process_id::ProcessId;
+use super::rootfs::kernel_fs::CgroupFs;
+use super::rootfs::PreparedMounts;
+use super::spec::ShimSpec;
+use super::userns::UserNamespace;
+use super::{failure, Error, SysContext};
+
+/// A started container, as the shim holds it.
+pub struct Running {
+    pub init: ProcessId,
+    pub cgroup: Cgroup,
+    /// Held open for the shim's life: PID 1 sees it hang up if the shim dies before PID 1
+    /// armed its parent-death signal.
+    pub _adopted: OwnedFd,
+}
+
+/// Creates the cgroup and starts PID 1; returns once the command runs. On failure, nothing
+/// is left: no cgroup, no process.
+pub fn start(spec: &ShimSpec, console: Option<OwnedFd>) -> Result<Running, Error> {
+    let hierarchies = Hierarchies::mounted()?;
+    let cgroup = Cgroup::create(
+        &hierarchies,
+        spec.cgroup.version,
+        &spec.cgroup.relative,
+        &spec.cgroup.resources,
+    )?;
+    match spawn(spec, &cgroup, &hierarchies, console) {
+        Ok((init, adopted)) => Ok(Running {
+            init,
+            cgroup,
+            _adopted: adopted,
+        }),
+        Err(error) => {
+            if let Err(cleanup) = cgroup.remove() {
+                tracing::warn!("removing the container's cgroup: {cleanup}");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn spawn(
+    spec: &ShimSpec,
+    cgroup: &Cgroup,
+    hierarchies: &Hierarchies,
+    console: Option<OwnedFd>,
+) -> Result<(ProcessId, OwnedFd), Error> {
+    let userns = spec
+        .userns
+        .as_ref()
+        .map(UserNamespace::create)
+        .transpose()?;
+    let mounts = PreparedMounts::prepare(
+        &spec.init,
+        &spec.overlay,
+        &spec.dir.join("rootfs"),
+        userns.as_ref(),
+    )?;
+    let cgroup_fs = cgroup_fs(cgroup, hierarchies);
+    let (pid_read, pid_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
+    let (adopted_read, adopted_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
+    let (errors_read, errors_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
+
+    // SAFETY: the shim is single-threaded: it never starts threads or an async runtime.
+    let helper = match unsafe { fork() }.sys("forking the container's helper")? {
+        ForkResult::Child => {
+            drop((pid_read, adopted_write, errors_read));
+            let fds = InitFds {
+                mounts,
+                console,
+                adopted: adopted_read,
+            };
+            let userns = userns.as_ref();
+            run_helper(
+                spec,
+                cgroup,
+                &cgroup_fs,
+                userns,
+                fds,
+                errors_write,
+                pid_write,
+            )
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((
+        mounts,
+        console,
+        pid_write,
+        adopted_read,
+        errors_write,
+        userns,
+    ));
+    let _ = waitpid(helper, None);
+
+    let Some(pid) = read_pid(pid_read) else {
+        return Err(failure::receive(errors_read).unwrap_or(Error::HelperFailed));
+    };
+    let init = ProcessId::of(pid).sys("reading the container's PID 1")?;
+    debug!(pid, "started the container's PID 1");
+    rustix::io::write(&adopted_write, &[1]).sys("signalling PID 1")?;
+    if let Some(error) = failure::receive(errors_read) {
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(error);
+    }
+    Ok((init, adopted_write))
+}
+
+/// The helper: joins the cgroup and the user namespace, unshares the PID namespace and
+/// forks PID 1. Never returns.
+fn run_helper(
+    spec: &ShimSpec,
+    cgroup: &Cgroup,
+    cgroup_fs: &CgroupFs,
+    userns: Option<&UserNamespace>,
+    fds: InitFds,
+    errors: OwnedFd,
+    pid_write: OwnedFd,
+) -> ! {
+    match fork_init(cgroup, userns) {
+        Ok(ForkResult::Child) => {
+            drop(pid_write);
+            init::run(&spec.init, cgroup_fs, fds, errors)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = rustix::io::write(&pid_write, &child.as_raw().to_le_bytes());
+            // SAFETY: _exit ends the forked helper without running exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        Err(error) => failure::exit_with(&errors, &error),
+    }
+}
+
+fn fork_init(cgroup: &Cgroup, userns: Option<&UserNamespace>) -> Result<ForkResult, Error> {
+    // The shim holds signals pending for itself; the container starts with none blocked.
+    SigSet::empty()
+        .thread_set_mask()
+        .sys("clearing the signal mask")?;
+    cgroup.add_self()?;
+    if let Some(userns) = userns {
+        userns.enter().sys("joining the user namespace")?;
+    }
+    unshare(CloneFlags::CLONE_NEWPID).sys("creating the PID namespace")?;
+    // SAFETY: the helper is single-threaded, forked from the single-threaded shim.
+    unsafe { fork() }.sys("forking PID 1")
+}
+
+fn read_pid(pipe: OwnedFd) -> Option<i32> {
+    let mut bytes = [0u8; 4];
+    std::fs::File::from(pipe).read_exact(&mut bytes).ok()?;
+    Some(i32::from_le_bytes(bytes))
+}
+
+/// What `/sys/fs/cgroup` shows in the container: each v1 hierarchy the container has a
+/// cgroup in, named as on the host, or the v2 tree.
+fn cgroup_fs(cgroup: &Cgroup, hierarchies: &Hierarchies) -> CgroupFs {
+    let Cgroup::V1(v1) = cgroup else {
+        return CgroupFs::V2;
+    };
+    let mut mounts: Vec<(String, Vec<String>)> = Vec::new();
+    for (controller, _) in &v1.dirs {
+        let Some((_, mount)) = hierarchies.v1.iter().find(|(c, _)| c == controller) else {
+            continue;
+        };
+        let name = Path::new(mount).file_name().map_or_else(
+            || controller.name().to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        match mounts.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, controllers)) => controllers.push(controller.name().to_owned()),
+            None => mounts.push((name, vec![controller.name().to_owned()])),
+        }
+    }
+    CgroupFs::V1(mounts)
+}
