@@ -189,10 +189,12 @@ fn nothing_is_left_after_exit() {
     let (_, _, code) = run_output(
         &env,
         &[
+            "--cap-add",
+            "SYS_ADMIN",
             "busybox",
             "sh",
             "-c",
-            "mount -t tmpfs tmpfs /mnt; echo x > /kept",
+            "mkdir /mnt && mount -t tmpfs tmpfs /mnt && echo x > /kept",
         ],
     );
     assert_eq!(code, Some(0));

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use layerfs::pull::Progress;
+use layerfs::run::capabilities::CapabilityArg;
 use layerfs::run::cgroups::resources::parse_size;
 use layerfs::run::cgroups::{CpuQuota, Resources, SwapLimit};
 use layerfs::run::rlimits::Ulimit;
@@ -91,6 +92,14 @@ pub struct RunArgs {
     /// Run in a user namespace whose root is an unprivileged host ID range.
     #[arg(long)]
     userns: bool,
+
+    /// Add a capability to Docker's default set (such as NET_ADMIN), or ALL.
+    #[arg(long = "cap-add", value_name = "CAPABILITY")]
+    cap_add: Vec<CapabilityArg>,
+
+    /// Drop a capability from Docker's default set, or ALL.
+    #[arg(long = "cap-drop", value_name = "CAPABILITY")]
+    cap_drop: Vec<CapabilityArg>,
 
     /// Set a resource limit, NAME=SOFT[:HARD] (nofile, nproc, core…).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
@@ -207,6 +216,8 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
         init: args.init,
         userns: args.userns,
         ulimits: args.ulimits,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
         resources: Resources {
             memory: args.memory,
             memory_swap: args.memory_swap,

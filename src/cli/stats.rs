@@ -95,7 +95,9 @@ fn row(container: &Container, stats: &Stats) -> [String; 7] {
         stats
             .cpu_usage_ns
             .map_or_else(dash, |ns| format!("{:.2}s", ns as f64 / 1e9)),
-        format!("{} / {limit}", bytes(stats.memory_bytes)),
+        stats
+            .memory_bytes
+            .map_or_else(dash, |usage| format!("{} / {limit}", human_bytes(usage))),
         bytes(stats.memory_peak_bytes),
         stats.pids.map_or_else(dash, |p| p.to_string()),
         match (stats.io_read_bytes, stats.io_write_bytes) {

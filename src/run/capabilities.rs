@@ -7,6 +7,7 @@
 //! capabilities; a process that switched to another user has lost them with setuid(2).
 
 use std::io;
+use std::str::FromStr;
 
 use rustix::thread::{capabilities, set_capabilities, CapabilitySet, CapabilitySets};
 
@@ -25,6 +26,54 @@ pub const DEFAULT: CapabilitySet = CapabilitySet::CHOWN
     .union(CapabilitySet::SYS_CHROOT)
     .union(CapabilitySet::KILL)
     .union(CapabilitySet::AUDIT_WRITE);
+
+/// A `--cap-add` or `--cap-drop` value: one capability, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapabilityArg {
+    All,
+    One(CapabilitySet),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability {0:?}: give a name such as NET_ADMIN or CAP_NET_ADMIN, or ALL")]
+pub struct UnknownCapability(pub String);
+
+impl FromStr for CapabilityArg {
+    type Err = UnknownCapability;
+
+    /// Accepts Docker's spellings: `SYS_ADMIN`, `CAP_SYS_ADMIN`, in any case, and `ALL`.
+    fn from_str(text: &str) -> Result<CapabilityArg, UnknownCapability> {
+        let upper = text.to_ascii_uppercase();
+        let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        if name == "ALL" {
+            return Ok(CapabilityArg::All);
+        }
+        CapabilitySet::from_name(name)
+            .map(CapabilityArg::One)
+            .ok_or_else(|| UnknownCapability(text.to_owned()))
+    }
+}
+
+/// The container's capabilities: Docker's default set with `add` and without `drop`. As in
+/// Docker, `--cap-drop ALL` keeps only what is added, and `--cap-add ALL` all but what is
+/// dropped.
+pub fn resolve(add: &[CapabilityArg], drop: &[CapabilityArg]) -> CapabilitySet {
+    let union = |args: &[CapabilityArg]| {
+        args.iter()
+            .fold(CapabilitySet::empty(), |set, arg| match arg {
+                CapabilityArg::All => CapabilitySet::all(),
+                CapabilityArg::One(cap) => set | *cap,
+            })
+    };
+    let (added, dropped) = (union(add), union(drop));
+    if add.contains(&CapabilityArg::All) {
+        return CapabilitySet::all() - dropped;
+    }
+    if drop.contains(&CapabilityArg::All) {
+        return added;
+    }
+    (DEFAULT - dropped) | added
+}
 
 /// Removes every capability outside `keep` from the bounding set.
 pub fn limit_bounding_set(keep: CapabilitySet) -> io::Result<()> {
@@ -63,4 +112,48 @@ pub fn restrict(keep: CapabilitySet) -> io::Result<()> {
 /// Whether this process may raise resource limits above their hard limit.
 pub fn has_sys_resource() -> bool {
     capabilities(None).is_ok_and(|sets| sets.effective.contains(CapabilitySet::SYS_RESOURCE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_names_table() {
+        let cases = [
+            (
+                "SYS_ADMIN",
+                Some(CapabilityArg::One(CapabilitySet::SYS_ADMIN)),
+            ),
+            (
+                "cap_net_admin",
+                Some(CapabilityArg::One(CapabilitySet::NET_ADMIN)),
+            ),
+            ("all", Some(CapabilityArg::All)),
+            ("NOT_A_CAP", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(text.parse::<CapabilityArg>().ok(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn resolve_follows_docker() {
+        let one = |cap| CapabilityArg::One(cap);
+        assert_eq!(resolve(&[], &[]), DEFAULT);
+        let added = resolve(
+            &[one(CapabilitySet::SYS_ADMIN)],
+            &[one(CapabilitySet::CHOWN)],
+        );
+        assert!(added.contains(CapabilitySet::SYS_ADMIN));
+        assert!(!added.contains(CapabilitySet::CHOWN));
+        assert!(added.contains(CapabilitySet::KILL));
+        let only = resolve(
+            &[one(CapabilitySet::NET_BIND_SERVICE)],
+            &[CapabilityArg::All],
+        );
+        assert_eq!(only, CapabilitySet::NET_BIND_SERVICE);
+        let all_but = resolve(&[CapabilityArg::All], &[one(CapabilitySet::SYS_ADMIN)]);
+        assert_eq!(all_but, CapabilitySet::all() - CapabilitySet::SYS_ADMIN);
+    }
 }

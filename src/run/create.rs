@@ -4,16 +4,17 @@
 //! detached, it returns once the command has started.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use nix::unistd::{chown, setsid, Gid, Uid};
 use tracing::debug;
 
 use super::attach::{self, RawMode};
+use super::capabilities::{self, CapabilityArg};
 use super::cgroups::{Hierarchies, Preference, Resources};
 use super::console::WindowSize;
 use super::rlimits::{self, Ulimit};
@@ -53,6 +54,8 @@ pub struct RunOptions {
     pub init: bool,
     pub userns: bool,
     pub ulimits: Vec<Ulimit>,
+    pub cap_add: Vec<CapabilityArg>,
+    pub cap_drop: Vec<CapabilityArg>,
     pub resources: Resources,
     /// The cgroup every container's cgroup is created in, relative to each hierarchy root.
     pub cgroup_parent: PathBuf,
@@ -89,6 +92,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
     options.resources.validate(online_cpus())?;
     rlimits::check(&options.ulimits)?;
     let userns = options.userns.then(IdMap::configured);
+    let cgroup_relative = cgroup_path(&options.cgroup_parent, &id)?;
 
     let dir = store.containers_dir().join(&id);
     let overlay = image_overlay(store, image, Some(upper_dirs(&dir)))?;
@@ -105,7 +109,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
         overlay,
         cgroup: CgroupSpec {
             version,
-            relative: options.cgroup_parent.join(&id),
+            relative: cgroup_relative,
             resources: options.resources.clone(),
         },
         userns,
@@ -124,6 +128,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
                 .terminal
                 .then(|| attach::own_window_size().unwrap_or(WindowSize::DEFAULT)),
             ulimits: options.ulimits.clone(),
+            capabilities: capabilities::resolve(&options.cap_add, &options.cap_drop).bits(),
         },
     };
     let started =
@@ -132,6 +137,21 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
         let _ = remove_tree(&dir);
     }
     started
+}
+
+/// `<parent>/<id>`, relative to each hierarchy's root. A leading `/` is allowed, as in
+/// Docker's `--cgroup-parent`; `..` is not, so a container cannot be placed outside.
+fn cgroup_path(parent: &Path, id: &str) -> Result<PathBuf> {
+    let mut path = PathBuf::new();
+    for component in parent.components() {
+        match component {
+            Component::RootDir => {}
+            Component::Normal(name) => path.push(name),
+            _ => return Err(Error::InvalidCgroupParent(parent.to_path_buf())),
+        }
+    }
+    path.push(id);
+    Ok(path)
 }
 
 fn online_cpus() -> usize {
@@ -259,14 +279,15 @@ fn set_stdio(command: &mut Command, spec: &ShimSpec, options: &RunOptions) -> Re
 
 /// Reads the shim's start report: `ok`, or the exit code and message of a failure.
 fn wait_for_start(read: OwnedFd, id: &str) -> Result<Outcome> {
-    let mut text = String::new();
-    let _ = fs::File::from(read).read_to_string(&mut text);
-    if text == "ok" {
+    let mut line = String::new();
+    let _ = BufReader::new(fs::File::from(read)).read_line(&mut line);
+    let line = line.trim_end();
+    if line == "ok" {
         return Ok(Outcome::Detached(id.to_owned()));
     }
-    let (code, message) = text
-        .split_once('\n')
-        .unwrap_or(("125", "the shim exited early"));
+    let (code, message) = line
+        .split_once(' ')
+        .unwrap_or(("125", "the shim exited before the container started"));
     Err(Error::Container {
         code: code.parse().unwrap_or(125),
         message: message.to_owned(),
@@ -294,4 +315,25 @@ fn attach_and_wait(
         (None, Some(signal)) => 128 + signal as u8,
         (None, None) => 125,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_path_table() {
+        let cases = [
+            ("layerfs", Some("layerfs/c1")),
+            ("/layerfs", Some("layerfs/c1")),
+            ("a/b", Some("a/b/c1")),
+            ("", Some("c1")),
+            ("../up", None),
+            ("a/./b", Some("a/b/c1")),
+        ];
+        for (parent, expected) in cases {
+            let path = cgroup_path(Path::new(parent), "c1").ok();
+            assert_eq!(path.as_deref(), expected.map(Path::new), "{parent:?}");
+        }
+    }
 }

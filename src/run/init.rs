@@ -18,7 +18,9 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::{setgid, setgroups, sethostname, setuid, Gid, Uid};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
-use super::capabilities::{self, DEFAULT};
+use rustix::thread::CapabilitySet;
+
+use super::capabilities;
 use super::rootfs::kernel_fs::CgroupFs;
 use super::rootfs::{self, PreparedMounts};
 use super::spec::{get_env, set_env, InitSpec, Network, Process};
@@ -38,8 +40,8 @@ pub struct InitFds {
 
 /// Runs PID 1 to the exec of the command, reporting a failure to `errors`, which exec
 /// closes. Never returns.
-pub fn run(spec: &InitSpec, cgroup_fs: &CgroupFs, fds: InitFds, mut errors: OwnedFd) -> ! {
-    let error = match start(spec, cgroup_fs, fds, &mut errors) {
+pub fn run(spec: &InitSpec, cgroup_fs: &CgroupFs, fds: InitFds, errors: OwnedFd) -> ! {
+    let error = match start(spec, cgroup_fs, fds, &errors) {
         Ok(never) => match never {},
         Err(error) => error,
     };
@@ -50,7 +52,7 @@ fn start(
     spec: &InitSpec,
     cgroup_fs: &CgroupFs,
     fds: InitFds,
-    errors: &mut OwnedFd,
+    errors: &OwnedFd,
 ) -> Result<Infallible, Error> {
     wait_for_adoption(&fds.adopted)?;
     umask(Mode::from_bits_truncate(0o022));
@@ -71,15 +73,16 @@ fn start(
     }
     let (process, identity) = resolve_identity(spec)?;
     rlimits::apply(&spec.ulimits).sys("setting resource limits")?;
-    capabilities::limit_bounding_set(DEFAULT).sys("limiting the capability bounding set")?;
+    let keep = CapabilitySet::from_bits_retain(spec.capabilities);
+    capabilities::limit_bounding_set(keep).sys("limiting the capability bounding set")?;
 
     if spec.init {
-        return reaper::run(&process, &identity, terminal, errors);
+        return reaper::run(&process, &identity, keep, terminal, errors);
     }
     if let Some(terminal) = terminal {
         console::make_controlling(terminal).sys("attaching the terminal")?;
     }
-    become_user(&identity)?;
+    become_user(&identity, keep)?;
     Err(exec::exec(&process))
 }
 
@@ -119,7 +122,7 @@ fn resolve_identity(spec: &InitSpec) -> Result<(Process, User), Error> {
 
 /// Takes the container user's identity and the capabilities it keeps, and sets
 /// no_new_privs, so that no setuid binary or file capability can raise them again.
-pub fn become_user(identity: &User) -> Result<(), Error> {
+pub fn become_user(identity: &User, keep: CapabilitySet) -> Result<(), Error> {
     let groups: Vec<Gid> = identity
         .groups
         .iter()
@@ -128,7 +131,7 @@ pub fn become_user(identity: &User) -> Result<(), Error> {
     setgroups(&groups).sys("setting supplementary groups")?;
     setgid(Gid::from_raw(identity.gid)).sys("setting the group ID")?;
     setuid(Uid::from_raw(identity.uid)).sys("setting the user ID")?;
-    capabilities::restrict(DEFAULT).sys("setting capabilities")?;
+    capabilities::restrict(keep).sys("setting capabilities")?;
     rustix::thread::set_no_new_privs(true).sys("setting no_new_privs")?;
     mark_descriptors_close_on_exec();
     Ok(())

@@ -18,7 +18,7 @@
 
 mod attach;
 mod binary;
-mod capabilities;
+pub mod capabilities;
 pub mod cgroups;
 pub mod config;
 mod console;
@@ -115,6 +115,9 @@ pub enum Error {
 
     #[error("the container's shim exited before the container started")]
     ShimGone,
+
+    #[error("invalid cgroup parent {}: it must not contain ..", .0.display())]
+    InvalidCgroupParent(PathBuf),
 
     #[error("-d cannot be combined with -i or -t: layerfs has no attach command")]
     DetachedAttach,

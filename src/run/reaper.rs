@@ -6,8 +6,7 @@
 //! with, reaps every child, and exits with the command's status once it exits.
 //!
 //! PID 1 keeps running layerfs code for the container's life, so it runs as root inside the
-//! container with the same reduced capabilities and no_new_privs as the command, and is
-//! not dumpable. Its executable is read-only (see `binary`).
+//! container with the capabilities of the command and no_new_privs, and is not dumpable. Its executable is read-only (see `binary`).
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
@@ -17,7 +16,9 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Sigmas
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, setpgid, tcsetpgrp, ForkResult, Pid};
 
-use super::capabilities::{self, DEFAULT};
+use rustix::thread::CapabilitySet;
+
+use super::capabilities;
 use super::init::become_user;
 use super::spec::Process;
 use super::user::User;
@@ -37,10 +38,11 @@ const FORWARDED: [Signal; 7] = [
 pub fn run(
     process: &Process,
     identity: &User,
+    keep: CapabilitySet,
     terminal: Option<OwnedFd>,
-    errors: &mut OwnedFd,
+    errors: &OwnedFd,
 ) -> Result<Infallible, Error> {
-    capabilities::restrict(DEFAULT).sys("setting capabilities")?;
+    capabilities::restrict(keep).sys("setting capabilities")?;
     rustix::thread::set_no_new_privs(true).sys("setting no_new_privs")?;
     prctl::set_dumpable(false).sys("making PID 1 not dumpable")?;
     let has_terminal = terminal.is_some();
@@ -62,19 +64,25 @@ pub fn run(
     // SAFETY: PID 1 is single-threaded (forked from the single-threaded shim).
     let child = match unsafe { fork() }.sys("forking the command")? {
         ForkResult::Child => {
-            let error = start_command(process, identity, has_terminal, &previous);
+            let error = start_command(process, identity, keep, has_terminal, &previous);
             failure::exit_with(errors, &error)
         }
         ForkResult::Parent { child } => child,
     };
-    close_error_pipe(errors);
+    close_inherited_descriptors();
     let code = supervise(child, &watched);
     std::process::exit(code.into())
 }
 
 /// In the child: leave PID 1's signal mask, take the terminal's foreground, become the
 /// container's user, and execute the command. Returns only on failure.
-fn start_command(process: &Process, identity: &User, has_terminal: bool, mask: &SigSet) -> Error {
+fn start_command(
+    process: &Process,
+    identity: &User,
+    keep: CapabilitySet,
+    has_terminal: bool,
+    mask: &SigSet,
+) -> Error {
     if let Err(errno) = mask.thread_set_mask() {
         return Error::System {
             action: "restoring the signal mask",
@@ -86,7 +94,7 @@ fn start_command(process: &Process, identity: &User, has_terminal: bool, mask: &
             return error;
         }
     }
-    match become_user(identity) {
+    match become_user(identity, keep) {
         Ok(()) => exec::exec(process),
         Err(error) => error,
     }
@@ -105,13 +113,13 @@ fn take_foreground() -> Result<(), Error> {
     Ok(())
 }
 
-/// Closes PID 1's end of the error pipe, so that the shim sees it close when the command's
-/// exec closes the last end. The descriptor is replaced by `/dev/null` rather than closed,
-/// as the caller still owns it.
-fn close_error_pipe(errors: &mut OwnedFd) {
-    if let Ok(null) = std::fs::File::open("/dev/null") {
-        let _ = nix::unistd::dup2(&null, errors);
-    }
+/// Closes every descriptor but stdin, stdout and stderr in PID 1 once the command is forked:
+/// PID 1 never executes anything, so close-on-exec would not close them, and the shim waits
+/// for the ends of its pipes (the error pipe, the start report of `run -d`) to close.
+/// PID 1 ends with exit(3) from here on, so no owner of these descriptors is dropped later.
+fn close_inherited_descriptors() {
+    // SAFETY: close_range(2) takes plain integers; see above for the owners.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
 }
 
 /// Forwards signals to `child` and reaps every child until `child` exits; returns its exit

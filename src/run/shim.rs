@@ -24,7 +24,9 @@ use super::state::{now, Container, Phase};
 use super::{signals, Error};
 use crate::unpack::remove_tree;
 
-/// The descriptor `run -d` reads the start result from, by number.
+/// The descriptor `run -d` reads the start report from, by number: one line, `ok` or the
+/// exit code and the message of the failure. Only the line counts, as PID 1 with `--init`
+/// holds a copy of the descriptor until it closes its inherited descriptors.
 pub const NOTIFY_FD_ENV: &str = "_LAYERFS_NOTIFY_FD";
 /// The socket PID 1 sends the terminal over, by number.
 pub const CONSOLE_FD_ENV: &str = "_LAYERFS_CONSOLE_FD";
@@ -93,7 +95,8 @@ fn fail(
     let code = error.exit_code();
     match notify {
         Some(mut notify) => {
-            let _ = write!(notify, "{code}\n{error}");
+            let message = error.to_string().replace('\n', " ");
+            let _ = writeln!(notify, "{code} {message}");
         }
         None => eprintln!("layerfs: {error}"),
     }
@@ -120,7 +123,7 @@ fn supervise(
         warn!("recording the container's state: {error}");
     }
     if let Some(mut notify) = notify {
-        let _ = notify.write_all(b"ok");
+        let _ = notify.write_all(b"ok\n");
     }
     let pid = Pid::from_raw(running.init.pid);
     if let Err(errno) = signals::forward_to(pid) {

@@ -64,6 +64,8 @@ pub struct InitSpec {
     /// A pseudo-terminal of this size for the command's stdin, stdout and stderr.
     pub terminal: Option<WindowSize>,
     pub ulimits: Vec<Ulimit>,
+    /// The capabilities the command keeps, as a `CAP_*` bit set.
+    pub capabilities: u64,
 }
 
 /// `--net`: `none`, a network namespace with only loopback (the default), or `host`.

@@ -22,6 +22,7 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// The directory `path` inside `root`, created with mode 0755 (and its parents) if missing.
 pub fn dir(root: impl AsFd, path: &str) -> Result<OwnedFd, FsError> {
     let root = root.as_fd();
+    let path = if path.is_empty() { "." } else { path };
     match rfs::openat2(root, path, DIR_PATH_FLAGS, Mode::empty(), IN_ROOT) {
         Ok(fd) => return Ok(fd),
         Err(Errno::NOENT) => {}
