@@ -60,7 +60,7 @@ enum Command {
     /// Unmount a directory mounted by `layerfs mount`.
     Umount(mount::UmountArgs),
     /// Run a command in a new container from an image.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List containers.
     Ps(ps::PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a timeout.
@@ -118,7 +118,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Inspect(command) => inspect::inspect(&context, command),
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
-        Command::Run(command) => run::run(&context, command),
+        Command::Run(command) => run::run(&context, *command),
         Command::Ps(command) => ps::ps(&context, command),
         Command::Stop(command) => containers::stop(&context, command),
         Command::Kill(command) => containers::kill(&context, command),

@@ -21,7 +21,12 @@ use super::mount_api::{attr_flags, clone_tree, mount_setattr, MountAttr};
 
 /// The running binary, read-only. Needs Linux 5.12 (mount_setattr).
 pub fn open_read_only() -> io::Result<OwnedFd> {
-    let fd = clone_tree(Path::new("/proc/self/exe"), false)?;
+    read_only_file(Path::new("/proc/self/exe"))
+}
+
+/// `path` through a detached read-only bind mount of it.
+fn read_only_file(path: &Path) -> io::Result<OwnedFd> {
+    let fd = clone_tree(path, false)?;
     let read_only = MountAttr {
         attr_set: attr_flags(
             MountAttrFlags::MOUNT_ATTR_RDONLY
@@ -38,4 +43,26 @@ pub fn open_read_only() -> io::Result<OwnedFd> {
 /// descriptors, so `fd` may be close-on-exec.
 pub fn exec_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn read_only_file_rejects_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("binary");
+        fs::write(&path, "contents").unwrap();
+        let fd = read_only_file(&path).unwrap();
+        let through_mount = exec_path(&fd);
+        let error = fs::OpenOptions::new()
+            .append(true)
+            .open(&through_mount)
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ReadOnlyFilesystem);
+        assert_eq!(fs::read_to_string(&through_mount).unwrap(), "contents");
+        fs::write(&path, "still writable here").unwrap();
+    }
 }

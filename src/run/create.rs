@@ -131,12 +131,16 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
             capabilities: capabilities::resolve(&options.cap_add, &options.cap_drop).bits(),
         },
     };
-    let started =
-        prepare_dirs(&container, userns.as_ref()).and_then(|()| start_shim(&spec, options));
-    if started.is_err() {
-        let _ = remove_tree(&dir);
+    // Until the shim runs, a failure leaves nothing behind; after, the shim owns the
+    // directory and records the failure there, as Docker keeps a container that did not start.
+    let shim = prepare_dirs(&container, userns.as_ref()).and_then(|()| spawn_shim(&spec, options));
+    match shim {
+        Ok(shim) => shim.wait(&spec.id, options),
+        Err(error) => {
+            let _ = remove_tree(&dir);
+            Err(error)
+        }
     }
-    started
 }
 
 /// `<parent>/<id>`, relative to each hierarchy's root. A leading `/` is allowed, as in
@@ -191,7 +195,14 @@ struct Passed {
     console: Option<(OwnedFd, OwnedFd)>,
 }
 
-fn start_shim(spec: &ShimSpec, options: &RunOptions) -> Result<Outcome> {
+/// A started shim and what `run` keeps to talk to it.
+struct Shim {
+    child: std::process::Child,
+    notify: Option<OwnedFd>,
+    console: Option<OwnedFd>,
+}
+
+fn spawn_shim(spec: &ShimSpec, options: &RunOptions) -> Result<Shim> {
     let exe = binary::open_read_only().sys("opening the layerfs binary read-only")?;
     let passed = Passed {
         notify: options
@@ -239,13 +250,20 @@ fn start_shim(spec: &ShimSpec, options: &RunOptions) -> Result<Outcome> {
     }
     let child = command.spawn().map_err(Error::Spawn)?;
     debug!(pid = child.id(), "started the container's shim");
-    drop(exe);
-    match (passed.notify, passed.console) {
-        (Some((read, write)), _) => {
-            drop(write);
-            wait_for_start(read, &spec.id)
+    // The shim's copies are the ones that count from here on.
+    Ok(Shim {
+        child,
+        notify: passed.notify.map(|(read, _)| read),
+        console: passed.console.map(|(socket, _)| socket),
+    })
+}
+
+impl Shim {
+    fn wait(self, id: &str, options: &RunOptions) -> Result<Outcome> {
+        match self.notify {
+            Some(read) => wait_for_start(read, id),
+            None => attach_and_wait(self.child, self.console, options),
         }
-        (None, console) => attach_and_wait(child, console, options),
     }
 }
 
@@ -296,13 +314,12 @@ fn wait_for_start(read: OwnedFd, id: &str) -> Result<Outcome> {
 
 fn attach_and_wait(
     mut child: std::process::Child,
-    console: Option<(OwnedFd, OwnedFd)>,
+    console: Option<OwnedFd>,
     options: &RunOptions,
 ) -> Result<Outcome> {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     signals::forward_to(pid).sys("installing signal forwarding")?;
-    if let Some((socket, peer)) = console {
-        drop(peer);
+    if let Some(socket) = console {
         if let Some(terminal) = attach::receive_terminal(&socket).sys("receiving the terminal")? {
             let _raw = options.interactive.then(RawMode::enable);
             attach::relay(&terminal, options.interactive).sys("relaying the terminal")?;

@@ -85,7 +85,8 @@ fn adopt_orphans(container: &mut Container) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reports a container that did not start and cleans up after it.
+/// Records and reports a container that did not start, and cleans up after it. The state
+/// is written before `run -d` learns of the failure, so that `ps` shows it at once.
 fn fail(
     spec: &ShimSpec,
     container: Option<&mut Container>,
@@ -93,6 +94,15 @@ fn fail(
     error: Error,
 ) -> u8 {
     let code = error.exit_code();
+    if let Some(container) = &container {
+        let mut container = (*container).clone();
+        container.state.phase = Phase::Exited;
+        container.state.exit_code = Some(code);
+        container.state.finished = Some(now());
+        if let Err(error) = container.write_state() {
+            warn!("recording the container's state: {error}");
+        }
+    }
     match notify {
         Some(mut notify) => {
             let message = error.to_string().replace('\n', " ");
@@ -100,11 +110,8 @@ fn fail(
         }
         None => eprintln!("layerfs: {error}"),
     }
-    if let Some(container) = container {
-        container.state.phase = Phase::Exited;
-        container.state.exit_code = Some(code);
-        container.state.finished = Some(now());
-        finish(spec, container);
+    if container.is_some() {
+        cleanup(spec);
     }
     code
 }
@@ -183,15 +190,21 @@ fn report_end(spec: &ShimSpec, container: &mut Container, running: &Running, cod
     }
 }
 
-/// Records the final state and removes what only a running container needs; with `--rm`,
-/// everything.
+/// Records the final state and removes what only a running container needs.
 fn finish(spec: &ShimSpec, container: &Container) {
-    let result = if spec.remove {
-        remove_tree(&spec.dir)
-    } else {
+    if !spec.remove {
         if let Err(error) = container.write_state() {
             warn!("recording the container's state: {error}");
         }
+    }
+    cleanup(spec);
+}
+
+/// Removes the work directory and the mount point; with `--rm`, everything.
+fn cleanup(spec: &ShimSpec) {
+    let result = if spec.remove {
+        remove_tree(&spec.dir)
+    } else {
         remove_tree(&spec.dir.join("work")).and_then(|()| remove_tree(&spec.dir.join("rootfs")))
     };
     if let Err(error) = result {
