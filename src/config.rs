@@ -6,6 +6,11 @@
 //! mirrors = ["http://127.0.0.1:5000"]     # tried in order before the registry itself
 //! server = "https://registry-1.docker.io" # the registry's own endpoint (this is the default)
 //!
+//! [snapshotter]
+//! driver = "overlay"   # how `layerfs snapshotter` mounts snapshots: "overlay" (kernel
+//!                      # overlayfs, the default), "fuse" (layerfs's FUSE driver), or "auto"
+//!                      # (overlayfs if a test mount in the store works, else FUSE)
+//!
 //! [run]                                   # see layerfs::run::config
 //! cgroup_version = "auto"
 //! ```
@@ -15,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use layerfs_registry::HostsConfig;
 use serde::Deserialize;
+
+use crate::snapshotter::MountDriver;
 
 pub const DEFAULT_PATH: &str = "/etc/layerfs/config.toml";
 
@@ -27,6 +34,18 @@ pub struct Config {
     /// Settings for `layerfs run`.
     #[serde(default)]
     pub run: crate::run::config::RunConfig,
+
+    /// Settings of `layerfs snapshotter`.
+    #[serde(default)]
+    pub snapshotter: SnapshotterConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotterConfig {
+    /// How snapshots with parents are mounted.
+    #[serde(default)]
+    pub driver: MountDriver,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +126,15 @@ mod tests {
 
         let error = Config::parse("[unknown]\n").unwrap_err();
         assert!(error.contains("unknown"), "{error}");
+    }
+
+    #[test]
+    fn config_parses_snapshotter_driver() {
+        assert_eq!(Config::default().snapshotter.driver, MountDriver::Overlay);
+        let config = Config::parse("[snapshotter]\ndriver = \"auto\"\n").unwrap();
+        assert_eq!(config.snapshotter.driver, MountDriver::Auto);
+        let error = Config::parse("[snapshotter]\ndriver = \"btrfs\"\n").unwrap_err();
+        assert!(error.starts_with("line 2:"), "{error}");
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod image;
 pub mod mount;
 pub mod pull;
 pub mod run;
+pub mod snapshotter;
 pub mod store;
 pub mod unpack;

@@ -8,6 +8,7 @@ mod mount;
 mod ps;
 mod pull;
 mod run;
+mod snapshotter;
 mod stats;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ enum Command {
     Umount(mount::UmountArgs),
     /// Run a command in a new container from an image.
     Run(Box<run::RunArgs>),
+    /// Serve containerd's snapshots API on a unix socket (a containerd proxy plug-in).
+    Snapshotter(snapshotter::SnapshotterArgs),
     /// List containers.
     Ps(ps::PsArgs),
     /// Stop containers: SIGTERM, then SIGKILL after a timeout.
@@ -119,6 +122,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, *command),
+        Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
         Command::Ps(command) => ps::ps(&context, command),
         Command::Stop(command) => containers::stop(&context, command),
         Command::Kill(command) => containers::kill(&context, command),

@@ -350,10 +350,10 @@ impl Staged {
         let record = LayerRecord {
             chain_id: job.chain_id.clone(),
             parent: job.parent.clone(),
-            diff_id: job.diff_id.clone(),
-            blob: job.descriptor.digest.clone(),
-            blob_size: job.descriptor.size,
-            media_type: job.descriptor.media_type.clone(),
+            diff_id: Some(job.diff_id.clone()),
+            blob: Some(job.descriptor.digest.clone()),
+            blob_size: Some(job.descriptor.size),
+            media_type: Some(job.descriptor.media_type.clone()),
             unpacked_size: self.unpacked.summary.file_bytes,
         };
         self.unpacked.layer.commit(&record)?;

@@ -27,6 +27,11 @@ impl ChainId {
         }
     }
 
+    /// A chain ID received as such, e.g. from containerd's `containerd.io/snapshot.ref` label.
+    pub fn from_digest(digest: Digest) -> ChainId {
+        ChainId(digest)
+    }
+
     /// The chain IDs of a stack of layers given bottom first.
     pub fn for_stack(diff_ids: &[Digest]) -> Vec<ChainId> {
         let mut chain: Vec<ChainId> = Vec::with_capacity(diff_ids.len());
@@ -59,12 +64,18 @@ impl fmt::Debug for ChainId {
 pub struct LayerRecord {
     pub chain_id: ChainId,
     pub parent: Option<ChainId>,
-    /// Digest of the uncompressed tar stream.
-    pub diff_id: Digest,
+    /// Digest of the uncompressed tar stream. The fields from here to `media_type` are `None`
+    /// for a layer that containerd unpacked through `layerfs snapshotter`, which is told only
+    /// the chain ID (for a bottom layer, the chain ID is the diff ID).
+    #[serde(default)]
+    pub diff_id: Option<Digest>,
     /// Digest and size of the blob the layer was unpacked from.
-    pub blob: Digest,
-    pub blob_size: u64,
-    pub media_type: String,
+    #[serde(default)]
+    pub blob: Option<Digest>,
+    #[serde(default)]
+    pub blob_size: Option<u64>,
+    #[serde(default)]
+    pub media_type: Option<String>,
     /// Sum of the sizes of the layer's regular files, for `layerfs images`.
     pub unpacked_size: u64,
 }

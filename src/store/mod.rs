@@ -9,6 +9,7 @@
 //! ├── images/<escaped reference>.json      image records: reference → manifest and layers
 //! ├── mounts/<id>/                         `layerfs mount`: mount.json, upper/, work/
 //! ├── containers/<id>/                     `layerfs run`: upper/, work/, rootfs/
+//! ├── snapshots/                           `layerfs snapshotter`: metadata.redb, <id>/fs
 //! ├── locks/                               flock files, one per blob or layer being written
 //! ├── tmp/                                 staging; invisible to every reader
 //! └── empty/                               stays empty: the second lower of a one-layer

@@ -27,7 +27,10 @@ impl EntryPath {
     /// Parses a name from a tar header (or a PAX `path`/`linkpath` record). Leading `./`,
     /// repeated slashes and `.` components are dropped. Bytes that are not UTF-8 are kept.
     pub fn parse(raw: &[u8]) -> Result<EntryPath, PathError> {
-        if raw.starts_with(b"/") {
+        // umoci and some other tools name the root entry "/"; any other absolute name is
+        // rejected.
+        let only_root = raw.iter().all(|&b| b == b'/' || b == b'.');
+        if raw.starts_with(b"/") && !only_root {
             return Err(PathError::Absolute);
         }
         if raw.contains(&0) {
@@ -105,6 +108,9 @@ mod tests {
             (b"", Ok("/")),
             (b"a//b/./c", Ok("/a/b/c")),
             (b"/etc/passwd", Err(PathError::Absolute)),
+            (b"/", Ok("/")),
+            (b"//", Ok("/")),
+            (b"/./", Ok("/")),
             (b"../x", Err(PathError::ParentComponent)),
             (b"a/../../x", Err(PathError::ParentComponent)),
             (b"a/..", Err(PathError::ParentComponent)),

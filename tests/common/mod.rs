@@ -6,7 +6,10 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod containers;
+pub mod grpc;
+pub mod image;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
