@@ -2,10 +2,10 @@
 //! its remaining namespaces, builds the root file system, takes the container's identity
 //! and limits, and executes the command (or, with `--init`, forks it and reaps).
 //!
-//! Order matters here. The cgroup is joined before forking (by the helper that forks PID 1)
-//! so the cgroup namespace unshared here has the container's cgroup as its root. The
-//! bounding set is reduced while PID 1 still has CAP_SETPCAP, and no_new_privs is set last,
-//! just before exec.
+//! Order matters here. The shim moves PID 1 into the container's cgroup while PID 1 builds
+//! its mounts, and PID 1 unshares its cgroup namespace only once that is done, so the
+//! namespace's root is the container's cgroup. The bounding set is reduced while PID 1 still
+//! has CAP_SETPCAP, and no_new_privs is set last, just before exec.
 
 use std::convert::Infallible;
 use std::fs;
@@ -23,6 +23,7 @@ use rustix::thread::CapabilitySet;
 use super::capabilities;
 use super::rootfs::kernel_fs::CgroupFs;
 use super::rootfs::{self, PreparedMounts};
+use super::spawn::{ADOPTED, IN_CGROUP};
 use super::spec::{get_env, set_env, InitSpec, Network, Process};
 use super::user::{self, User};
 use super::{console, exec, failure, net, reaper, rlimits, Error, SysContext};
@@ -56,17 +57,18 @@ fn start(
 ) -> Result<Infallible, Error> {
     wait_for_adoption(&fds.adopted)?;
     umask(Mode::from_bits_truncate(0o022));
-    let mut namespaces = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
+    let mut namespaces =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if spec.network == Network::None {
         namespaces |= CloneFlags::CLONE_NEWNET;
     }
     rootfs::enter_mount_point(&fds.mounts)?;
     unshare(namespaces).sys("creating the container's namespaces")?;
 
-    let terminal = rootfs::setup(spec, fds.mounts, cgroup_fs, fds.console.as_ref())?;
+    let root = rootfs::build(spec, fds.mounts)?;
+    wait_for_byte(&fds.adopted, IN_CGROUP)?;
+    unshare(CloneFlags::CLONE_NEWCGROUP).sys("creating the cgroup namespace")?;
+    let terminal = rootfs::finish(spec, root, cgroup_fs, fds.console.as_ref())?;
     sethostname(&spec.hostname).at("setting hostname", &spec.hostname)?;
     if spec.network == Network::None {
         net::bring_up_loopback().at("bringing up", "lo")?;
@@ -90,8 +92,7 @@ fn start(
 /// 1's parent (the helper that forked it has exited), and if the shim died in between, the
 /// pipe has hung up.
 fn wait_for_adoption(adopted: &OwnedFd) -> Result<(), Error> {
-    let mut byte = [0u8; 1];
-    let read = rustix::io::read(adopted, &mut byte).unwrap_or(0);
+    wait_for_byte(adopted, ADOPTED)?;
     prctl::set_pdeathsig(Signal::SIGKILL).sys("setting the parent-death signal")?;
     let mut fds = [PollFd::new(adopted, PollFlags::IN)];
     let zero = Timespec {
@@ -99,10 +100,23 @@ fn wait_for_adoption(adopted: &OwnedFd) -> Result<(), Error> {
         tv_nsec: 0,
     };
     let _ = poll(&mut fds, Some(&zero));
-    if read != 1 || fds[0].revents().contains(PollFlags::HUP) {
+    if fds[0].revents().contains(PollFlags::HUP) {
         return Err(Error::ShimGone);
     }
     Ok(())
+}
+
+/// Reads one byte from the shim and checks it is `expected`; the pipe's end means the shim
+/// is gone.
+fn wait_for_byte(pipe: &OwnedFd, expected: u8) -> Result<(), Error> {
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(pipe, &mut byte) {
+            Ok(1) if byte[0] == expected => return Ok(()),
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return Err(Error::ShimGone),
+        }
+    }
 }
 
 /// Resolves `USER[:GROUP]` in the container's own files, sets `HOME` if the image did not,

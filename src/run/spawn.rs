@@ -2,11 +2,11 @@
 //! and then PID 1.
 //!
 //! A process does not enter the PID namespace it unshares; its children do. So a helper is
-//! forked first: it joins the cgroup, joins the user namespace (so that the PID namespace,
-//! and every namespace PID 1 creates, is owned by it), unshares the PID namespace, forks PID
-//! 1, reports PID 1's host PID and exits. The shim is a child subreaper
-//! (PR_SET_CHILD_SUBREAPER), so PID 1 becomes its child. The shim's own namespaces stay the
-//! host's, so it can clean up after the container.
+//! forked first: it joins the user namespace (so that the PID namespace, and every namespace
+//! PID 1 creates, is owned by it), unshares the PID namespace, forks PID 1, reports PID 1's
+//! host PID and exits. The shim is a child subreaper (PR_SET_CHILD_SUBREAPER), so PID 1
+//! becomes its child. The shim then moves PID 1 into the container's cgroup. The shim's own
+//! namespaces stay the host's, so it can clean up after the container.
 //!
 //! ```text
 //! shim ──fork──▶ helper ──fork──▶ PID 1 ──exec──▶ command
@@ -34,7 +34,12 @@ use super::spec::ShimSpec;
 use super::userns::UserNamespace;
 use super::{failure, Error, SysContext};
 
-/// A started container, as the shim holds it.
+/// The bytes the shim sends PID 1 over the `adopted` pipe: PID 1 is now its child, and PID 1
+/// is now in the container's cgroup.
+pub const ADOPTED: u8 = 1;
+pub const IN_CGROUP: u8 = 2;
+
+/// A started container, as the shim keeps it.
 pub struct Running {
     pub init: ProcessId,
     pub cgroup: Cgroup,
@@ -84,6 +89,7 @@ fn spawn(
         &spec.overlay,
         &spec.dir.join("rootfs"),
         userns.as_ref(),
+        spec.remove,
     )?;
     let cgroup_fs = cgroup_fs(cgroup, hierarchies);
     let (pid_read, pid_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
@@ -100,15 +106,7 @@ fn spawn(
                 adopted: adopted_read,
             };
             let userns = userns.as_ref();
-            run_helper(
-                spec,
-                cgroup,
-                &cgroup_fs,
-                userns,
-                fds,
-                errors_write,
-                pid_write,
-            )
+            run_helper(spec, &cgroup_fs, userns, fds, errors_write, pid_write)
         }
         ForkResult::Parent { child } => child,
     };
@@ -127,7 +125,17 @@ fn spawn(
     };
     let init = ProcessId::of(pid).sys("reading the container's PID 1")?;
     debug!(pid, "started the container's PID 1");
-    rustix::io::write(&adopted_write, &[1]).sys("signalling PID 1")?;
+    rustix::io::write(&adopted_write, &[ADOPTED]).sys("signalling PID 1")?;
+    // Moving a process between v1 cgroups waits for an RCU grace period (about 10 ms here),
+    // so PID 1 builds its mounts meanwhile, and waits for this byte only before it unshares
+    // its cgroup namespace. It forks nothing and executes nothing before.
+    let joined = cgroup.add(pid);
+    if let Err(error) = joined {
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(error.into());
+    }
+    rustix::io::write(&adopted_write, &[IN_CGROUP]).sys("signalling PID 1")?;
     if let Some(error) = failure::receive(errors_read) {
         let _ = waitpid(Pid::from_raw(pid), None);
         return Err(error);
@@ -135,18 +143,17 @@ fn spawn(
     Ok((init, adopted_write))
 }
 
-/// The helper: joins the cgroup and the user namespace, unshares the PID namespace and
-/// forks PID 1. Never returns.
+/// The helper: joins the user namespace, unshares the PID namespace and forks PID 1. Never
+/// returns.
 fn run_helper(
     spec: &ShimSpec,
-    cgroup: &Cgroup,
     cgroup_fs: &CgroupFs,
     userns: Option<&UserNamespace>,
     fds: InitFds,
     errors: OwnedFd,
     pid_write: OwnedFd,
 ) -> ! {
-    match fork_init(cgroup, userns) {
+    match fork_init(userns) {
         Ok(ForkResult::Child) => {
             drop(pid_write);
             init::run(&spec.init, cgroup_fs, fds, errors)
@@ -160,12 +167,11 @@ fn run_helper(
     }
 }
 
-fn fork_init(cgroup: &Cgroup, userns: Option<&UserNamespace>) -> Result<ForkResult, Error> {
+fn fork_init(userns: Option<&UserNamespace>) -> Result<ForkResult, Error> {
     // The shim holds signals pending for itself; the container starts with none blocked.
     SigSet::empty()
         .thread_set_mask()
         .sys("clearing the signal mask")?;
-    cgroup.add_self()?;
     if let Some(userns) = userns {
         userns.enter().sys("joining the user namespace")?;
     }

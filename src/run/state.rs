@@ -26,7 +26,7 @@ use super::cgroups::Cgroup;
 use super::process_id::ProcessId;
 use super::Error;
 use crate::fs_error::{FsContext, FsError};
-use crate::store::{self, write_file_atomic, Store};
+use crate::store::{self, Store};
 
 pub const RECORD_FILE: &str = "container.json";
 pub const STATE_FILE: &str = "state.json";
@@ -145,7 +145,7 @@ impl Container {
 
     pub fn write_state(&self) -> Result<(), FsError> {
         let json = serde_json::to_vec_pretty(&self.state).expect("container states serialize");
-        write_file_atomic(&self.dir.join(STATE_FILE), &json)
+        write_file_replacing(&self.dir.join(STATE_FILE), &json)
     }
 }
 
@@ -162,6 +162,20 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, E
         }
         .into()
     })
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so readers see the old
+/// or the new content, never part of it. Unlike the store's content, container files are
+/// not fsync'd: they describe processes, which a crash ends anyway.
+fn write_file_replacing(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let tmp = path.with_extension("json.tmp");
+    let result = fs::write(&tmp, bytes)
+        .at("writing", &tmp)
+        .and_then(|()| fs::rename(&tmp, path).at("renaming into place", path));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Every container in the store, oldest first.
@@ -269,7 +283,7 @@ pub fn create(
         state: State::default(),
     };
     let json = serde_json::to_vec_pretty(&container.record).expect("container records serialize");
-    write_file_atomic(&container.dir.join(RECORD_FILE), &json)?;
+    write_file_replacing(&container.dir.join(RECORD_FILE), &json)?;
     Ok(container)
 }
 

@@ -10,6 +10,7 @@ pub mod containerd;
 pub mod containers;
 pub mod grpc;
 pub mod image;
+pub mod registry;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

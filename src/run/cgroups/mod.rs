@@ -121,11 +121,12 @@ impl Cgroup {
         }
     }
 
-    /// Moves the calling process into the cgroup; its children start there.
-    pub fn add_self(&self) -> Result<()> {
+    /// Moves the process `pid`, with all its threads, into the cgroup; its children start
+    /// there.
+    pub fn add(&self, pid: i32) -> Result<()> {
         match self {
-            Cgroup::V1(cgroup) => cgroup.add_self(),
-            Cgroup::V2(cgroup) => cgroup.add_self(),
+            Cgroup::V1(cgroup) => cgroup.add(pid),
+            Cgroup::V2(cgroup) => cgroup.add(pid),
         }
     }
 

@@ -21,8 +21,8 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use rustix::mount::{
-    fsconfig_create, fsconfig_set_fd, fsconfig_set_string, fsmount, fsopen, FsMountFlags,
-    FsOpenFlags, MountAttrFlags,
+    fsconfig_create, fsconfig_set_fd, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen,
+    FsMountFlags, FsOpenFlags, MountAttrFlags,
 };
 use tracing::{debug, warn};
 
@@ -33,7 +33,17 @@ use crate::mount::Overlay;
 
 /// The overlay of `overlay`'s directories as a detached mount. Device nodes in the image
 /// cannot be opened through it (nodev): `/dev` gets its own nodes.
-pub fn mount_rootfs(overlay: &Overlay, userns: Option<&UserNamespace>) -> Result<OwnedFd, FsError> {
+///
+/// A `volatile` overlay (Linux 5.10) never syncs its upper layer. When the last process of
+/// the container exits, unmounting an ordinary overlay syncs the whole file system under
+/// the upper layer, which took tens of milliseconds on a busy machine; for a container
+/// removed at exit (`--rm`) that durability is of no use. As a cost, fsync(2) in such a
+/// container does not make data durable.
+pub fn mount_rootfs(
+    overlay: &Overlay,
+    userns: Option<&UserNamespace>,
+    volatile: bool,
+) -> Result<OwnedFd, FsError> {
     let upper = overlay
         .upper
         .as_ref()
@@ -58,6 +68,9 @@ pub fn mount_rootfs(overlay: &Overlay, userns: Option<&UserNamespace>) -> Result
         .map_err(|errno| fail("setting the upper layer", errno))?;
     fsconfig_set_string(&context, "workdir", &upper.work)
         .map_err(|errno| fail("setting the work directory of", errno))?;
+    if volatile && fsconfig_set_flag(&context, "volatile").is_err() {
+        debug!("this kernel's overlayfs has no volatile option");
+    }
     fsconfig_create(&context).map_err(|errno| fail("creating the overlay on", errno))?;
     drop(idmapped);
     fsmount(

@@ -52,8 +52,9 @@ impl PreparedMounts {
         overlay: &Overlay,
         mount_point: &Path,
         userns: Option<&UserNamespace>,
+        volatile: bool,
     ) -> Result<PreparedMounts, Error> {
-        let rootfs = image::mount_rootfs(overlay, userns)?;
+        let rootfs = image::mount_rootfs(overlay, userns, volatile)?;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let mount_point = rfs::open(mount_point, flags, Mode::empty())
             .map_err(|errno| FsError::new("opening", mount_point, errno.into()))?;
@@ -97,14 +98,9 @@ pub fn enter_mount_point(mounts: &PreparedMounts) -> Result<(), Error> {
     Ok(())
 }
 
-/// Builds the container's file system tree and makes it the root. Runs in PID 1, in its
-/// new mount namespace. Returns the terminal's secondary side when the spec asks for one.
-pub fn setup(
-    spec: &InitSpec,
-    mounts: PreparedMounts,
-    cgroup_fs: &CgroupFs,
-    console_socket: Option<&OwnedFd>,
-) -> Result<Option<OwnedFd>, Error> {
+/// Builds the container's file system tree on the root file system, all but its cgroup
+/// mounts (see [`finish`]), and returns the root. Runs in PID 1, in its new mount namespace.
+pub fn build(spec: &InitSpec, mounts: PreparedMounts) -> Result<OwnedFd, Error> {
     // Nothing mounted from here on may propagate back to the host.
     mount(
         None::<&str>,
@@ -115,23 +111,13 @@ pub fn setup(
     )
     .at("making mounts private in", "/")?;
     let root = mounts.rootfs;
-    let mount_point = rfs::open(
-        ".",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|errno| {
-        FsError::new(
-            "opening",
-            "the mount point of the root file system",
-            errno.into(),
-        )
-    })?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mount_point = rfs::open(".", flags, Mode::empty())
+        .map_err(|errno| FsError::new("opening", "the rootfs mount point", errno.into()))?;
     attach(&root, &mount_point).at("attaching the root file system to", "rootfs")?;
 
     kernel_fs::mount_proc(&root)?;
     kernel_fs::mount_sys(&root, mounts.host_sys)?;
-    kernel_fs::mount_cgroups(&root, cgroup_fs)?;
     devices::populate(&root, mounts.devices)?;
     for (volume, source) in spec.volumes.iter().zip(mounts.volumes) {
         volumes::attach_volume(&root, &volume.target, source)?;
@@ -140,7 +126,19 @@ pub fn setup(
         volumes::mount_tmpfs(&root, tmpfs)?;
     }
     kernel_fs::restrict(&root)?;
+    Ok(root)
+}
 
+/// Mounts the cgroup file systems, which show the cgroup namespace of PID 1 and so must
+/// wait until PID 1 has one, opens the terminal, and makes `root` the root. Returns the
+/// terminal's secondary side when the spec asks for one.
+pub fn finish(
+    spec: &InitSpec,
+    root: OwnedFd,
+    cgroup_fs: &CgroupFs,
+    console_socket: Option<&OwnedFd>,
+) -> Result<Option<OwnedFd>, Error> {
+    kernel_fs::mount_cgroups(&root, cgroup_fs)?;
     let terminal = match (spec.terminal, console_socket) {
         (Some(size), Some(socket)) => Some(console::create(&root, size, socket)?),
         _ => None,

@@ -174,8 +174,7 @@ impl Cgroup {
         dirs
     }
 
-    pub fn add_self(&self) -> Result<()> {
-        let pid = std::process::id();
+    pub fn add(&self, pid: i32) -> Result<()> {
         for dir in self.unique_dirs() {
             files::write(dir, "cgroup.procs", pid)?;
         }

@@ -74,8 +74,8 @@ impl Cgroup {
         Ok(())
     }
 
-    pub fn add_self(&self) -> Result<()> {
-        files::write(&self.dir, "cgroup.procs", std::process::id())
+    pub fn add(&self, pid: i32) -> Result<()> {
+        files::write(&self.dir, "cgroup.procs", pid)
     }
 
     pub fn freeze(&self) -> Result<()> {
