@@ -303,3 +303,93 @@ fn detach_with_terminal_is_rejected() {
         "{stderr}"
     );
 }
+
+#[test]
+fn logs_follow_until_exit() {
+    let env = Env::new();
+    let signal = env.path("signal");
+    std::fs::create_dir(&signal).unwrap();
+    let volume = format!("{}:/signal", signal.display());
+    let script = "echo first; while [ ! -e /signal/go ]; do sleep 0.05; done; echo last";
+    let container = env.detached("followed", &["-v", &volume, "busybox", "sh", "-c", script]);
+    container.wait_for_line("first");
+    let mut follower = env
+        .command()
+        .args(["logs", "-f", "followed"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(follower.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+
+    std::fs::write(signal.join("go"), "").unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "last\n");
+    line.clear();
+    assert_eq!(reader.read_line(&mut line).unwrap(), 0, "{line}");
+    assert!(follower.wait().unwrap().success());
+}
+
+#[test]
+fn rm_cleans_up_after_a_killed_shim() {
+    let env = Env::new();
+    let container = env.detached("abandoned", &SLEEPER);
+    container.wait_for_line("ready");
+    let shim = container.state()["shim"]["pid"].as_i64().unwrap() as i32;
+    let init = container.init_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // PID 1 dies with its shim (its parent-death signal).
+    wait_for("PID 1 to exit", || {
+        let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z ")).then_some(())
+    });
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (unknown)"), "{ps}");
+    assert!(!cgroup_dirs(&container.id).is_empty());
+
+    env.ok(&["rm", "abandoned"]);
+    assert!(cgroup_dirs(&container.id).is_empty());
+    assert!(!container.dir().exists());
+}
+
+#[test]
+fn env_file_sets_variables() {
+    let env = Env::new();
+    let file = env.path("vars");
+    std::fs::write(
+        &file,
+        "# settings\nGREETING=hello world\nOVERRIDDEN=file\n\nQUOTED=\"q\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let script = "echo $GREETING; echo $OVERRIDDEN; echo $QUOTED";
+    let args = [
+        "--env-file",
+        file,
+        "-e",
+        "OVERRIDDEN=flag",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ];
+    let (stdout, stderr, code) = env.run_rm(&args);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines, ["hello world", "flag", "\"q\""]);
+}
+
+#[test]
+fn workdir_exists_on_read_only_rootfs() {
+    let env = Env::new();
+    let (stdout, stderr, code) = env.run_rm(&["--read-only", "-w", "/srv/app", "busybox", "pwd"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout.trim(), "/srv/app");
+}

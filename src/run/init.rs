@@ -120,7 +120,7 @@ fn wait_for_byte(pipe: &OwnedFd, expected: u8) -> Result<(), Error> {
 }
 
 /// Resolves `USER[:GROUP]` in the container's own files, sets `HOME` if the image did not,
-/// and enters the working directory, creating it if missing (as Docker does).
+/// and enters the working directory (which `rootfs::build` created if missing).
 fn resolve_identity(spec: &InitSpec) -> Result<(Process, User), Error> {
     let mut process = spec.process.clone();
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
@@ -129,7 +129,6 @@ fn resolve_identity(spec: &InitSpec) -> Result<(Process, User), Error> {
     if get_env(&process.env, "HOME").is_none() {
         set_env(&mut process.env, &format!("HOME={}", identity.home));
     }
-    fs::create_dir_all(&process.cwd).at("creating working directory", &process.cwd)?;
     nix::unistd::chdir(process.cwd.as_str()).at("changing directory to", &process.cwd)?;
     Ok((process, identity))
 }

@@ -126,6 +126,8 @@ pub fn build(spec: &InitSpec, mounts: PreparedMounts) -> Result<OwnedFd, Error> 
         volumes::mount_tmpfs(&root, tmpfs)?;
     }
     kernel_fs::restrict(&root)?;
+    // Created here, as Docker does, so that it exists even on a read-only root file system.
+    in_root::dir(&root, &spec.process.cwd)?;
     Ok(root)
 }
 
