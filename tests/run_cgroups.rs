@@ -262,7 +262,8 @@ fn invalid_limits_change_nothing() {
     }
 }
 
-/// A config that makes `run` use the cgroup2 tree of this hybrid machine.
+/// Creates an environment whose config makes `run` use the cgroup2 tree of this hybrid
+/// machine.
 fn v2_env() -> Env {
     let env = Env::new();
     let mut text = fs::read_to_string(&env.config).unwrap();

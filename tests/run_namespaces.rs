@@ -278,7 +278,7 @@ fn userns_root_cannot_touch_host_files() {
     ]);
     assert_eq!(code, Some(0));
     let lines: Vec<&str> = stdout.lines().collect();
-    // Host root is not mapped inside, so the container's root sees the overflow ID.
+    // Host root is not mapped inside, so the file shows the overflow ID.
     assert_eq!(lines, ["65534", "denied"]);
     assert_eq!(fs::read_to_string(Path::new(&secret)).unwrap(), "host only");
 }

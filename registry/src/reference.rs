@@ -125,7 +125,8 @@ impl FromStr for Reference {
     }
 }
 
-/// The longest name (registry and repository) the distribution reference grammar allows.
+/// The maximum length of a name (registry and repository) in the distribution reference
+/// grammar.
 const NAME_MAX: usize = 255;
 
 /// Splits `name[:tag]`. A `:` before the last `/` belongs to a registry's port.
@@ -205,8 +206,8 @@ fn is_path_component(component: &str) -> bool {
     true
 }
 
-/// A host name (labels of letters, digits and inner `-`, joined by `.`) or a bracketed IPv6
-/// address, with an optional numeric port.
+/// Checks for a host name (labels of letters, digits and inner `-`, joined by `.`) or a
+/// bracketed IPv6 address, with an optional numeric port.
 fn is_registry(registry: &str) -> bool {
     let (host, port) = match registry.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(':') && !port.contains(']') => (host, Some(port)),

@@ -56,7 +56,7 @@ fn row(container: &Container, now: u64) -> [String; 6] {
     ]
 }
 
-/// The command quoted and cut to 20 characters, as Docker shows it.
+/// Quotes the command and cuts it to 20 characters, as Docker shows it.
 fn command_column(args: &[String]) -> String {
     let command = args.join(" ");
     let shown: String = if command.chars().count() > 20 {
@@ -83,7 +83,7 @@ fn status_column(container: &Container, now: u64) -> String {
     }
 }
 
-/// A duration in seconds as Docker words it: "Less than a second", "5 seconds",
+/// Words a duration in seconds as Docker does: "Less than a second", "5 seconds",
 /// "About a minute", "3 hours", "2 days"…
 pub fn human_duration(seconds: u64) -> String {
     let minutes = seconds / 60;

@@ -5,9 +5,9 @@
 //! `/proc/<pid>/exe` of a runtime process that had joined the container. Here the
 //! container's PID 1 runs layerfs code until it executes the command, and with `--init` for
 //! the container's whole life, so its `/proc/1/exe` is reachable from inside. Executing the
-//! binary through a read-only mount makes that link resolve to the read-only mount: opening
-//! it for writing fails with EROFS, and no process in the container may remount it, since
-//! the mount was never attached to any namespace the container can reach. (runc later chose
+//! binary through a read-only mount makes that link resolve to the read-only mount, so
+//! opening it for writing fails with EROFS. No process in the container may remount it,
+//! because the mount was never attached to any namespace the container can reach. (runc later chose
 //! a similar read-only mount over its earlier sealed memfd copy, which cost a copy of the
 //! binary in memory per container.)
 
@@ -19,7 +19,7 @@ use rustix::mount::MountAttrFlags;
 
 use super::mount_api::{attr_flags, clone_tree, mount_setattr, MountAttr};
 
-/// The running binary, read-only. Needs Linux 5.12 (mount_setattr).
+/// Opens the running binary through a read-only mount. Needs Linux 5.12 (mount_setattr).
 pub fn open_read_only() -> io::Result<OwnedFd> {
     read_only_file(Path::new("/proc/self/exe"))
 }
@@ -39,8 +39,8 @@ fn read_only_file(path: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// A path that executes `fd`: execve(2) resolves it before it closes close-on-exec file
-/// descriptors, so `fd` may be close-on-exec.
+/// Returns a path that executes `fd`. execve(2) resolves it before it closes close-on-exec
+/// file descriptors, so `fd` may be close-on-exec.
 pub fn exec_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }

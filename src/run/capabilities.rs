@@ -1,7 +1,7 @@
 //! Capabilities of the container's processes: Docker's default set, and nothing in the
 //! ambient or inheritable sets.
 //!
-//! The bounding set is reduced first, while PID 1 still holds CAP_SETPCAP: afterwards no
+//! The bounding set is reduced first, while PID 1 still has CAP_SETPCAP. Afterwards no
 //! process of the container can gain a capability outside it, by setuid root or file
 //! capabilities alike. A root process keeps the set as its effective and permitted
 //! capabilities; a process that switched to another user has lost them with setuid(2).
@@ -54,9 +54,9 @@ impl FromStr for CapabilityArg {
     }
 }
 
-/// The container's capabilities: Docker's default set with `add` and without `drop`. As in
-/// Docker, `--cap-drop ALL` keeps only what is added, and `--cap-add ALL` all but what is
-/// dropped.
+/// Returns the container's capabilities: Docker's default set with `add` and without
+/// `drop`. As in Docker, `--cap-drop ALL` keeps only what is added, and `--cap-add ALL` all
+/// but what is dropped.
 pub fn resolve(add: &[CapabilityArg], drop: &[CapabilityArg]) -> CapabilitySet {
     let union = |args: &[CapabilityArg]| {
         args.iter()
@@ -109,7 +109,7 @@ pub fn restrict(keep: CapabilitySet) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether this process may raise resource limits above their hard limit.
+/// Returns whether this process may raise resource limits above their hard limit.
 pub fn has_sys_resource() -> bool {
     capabilities(None).is_ok_and(|sets| sets.effective.contains(CapabilitySet::SYS_RESOURCE))
 }

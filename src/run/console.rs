@@ -1,8 +1,8 @@
 //! The container's pseudo-terminal (`-t`), made inside the container.
 //!
 //! PID 1 opens the terminal in the container's own devpts instance, so that `tty` inside
-//! names a device the container can see, binds its secondary side over `/dev/console` as
-//! Docker does, and sends the primary side to `layerfs run` over a Unix socket
+//! names a device the container can see. It binds the secondary side over `/dev/console`,
+//! as Docker does, and sends the primary side to `layerfs run` over a Unix socket
 //! (SCM_RIGHTS). `run` copies between it and its own stdin and stdout.
 
 use std::io::IoSlice;

@@ -103,7 +103,7 @@ fn cgroup_of(container: &Container) -> Result<&super::cgroups::Cgroup> {
         .ok_or_else(|| Error::NotRunning(container.display_name().to_owned()))
 }
 
-/// A pidfd for the container's PID 1, if the container runs.
+/// Opens a pidfd for the container's PID 1, if the container runs.
 fn running_init(container: &Container) -> Result<OwnedFd> {
     let not_running = || Error::NotRunning(container.display_name().to_owned());
     if !container.is_running() {

@@ -33,7 +33,7 @@ use crate::mount::{image_overlay, UpperDirs};
 use crate::store::{random_id, ImageRecord, Store};
 use crate::unpack::remove_tree;
 
-/// What `layerfs run` was asked for.
+/// The request `layerfs run` makes.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     pub overrides: Overrides,
@@ -63,7 +63,7 @@ pub struct RunOptions {
     pub print_stats: bool,
 }
 
-/// How `run` ended.
+/// The end of a `run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The container ran in the foreground and exited with this code.
@@ -131,8 +131,8 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
             capabilities: capabilities::resolve(&options.cap_add, &options.cap_drop).bits(),
         },
     };
-    // Until the shim runs, a failure leaves nothing behind; after, the shim owns the
-    // directory and records the failure there, as Docker keeps a container that did not start.
+    // Until the shim runs, a failure leaves nothing behind. After that the shim owns the
+    // directory and records a failure there, as Docker keeps a container that did not start.
     let shim = prepare_dirs(&container, userns.as_ref()).and_then(|()| spawn_shim(&spec, options));
     match shim {
         Ok(shim) => shim.wait(&spec.id, options),

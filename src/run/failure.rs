@@ -1,5 +1,6 @@
-//! How a failure in the container's set-up reaches the shim: PID 1 (or the helper that
-//! forks it) writes the exit code and message to a close-on-exec pipe and exits. If the
+//! The report of a failure in the container's set-up. PID 1 (or the helper that forks it)
+//! writes the exit code and message to a close-on-exec pipe, which the shim reads, and
+//! exits. If the
 //! command starts, exec(2) closes the pipe with nothing written.
 
 use std::io::{Read, Write};

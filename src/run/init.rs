@@ -1,6 +1,6 @@
-//! The container's PID 1, forked by the shim: it waits until the shim has adopted it, enters
-//! its remaining namespaces, builds the root file system, takes the container's identity
-//! and limits, and executes the command (or, with `--init`, forks it and reaps).
+//! The container's PID 1, forked by the shim. It waits until the shim has adopted it, enters
+//! its remaining namespaces and builds the root file system. Then it takes the container's
+//! identity and limits, and executes the command (or, with `--init`, forks it and reaps).
 //!
 //! Order matters here. The shim moves PID 1 into the container's cgroup while PID 1 builds
 //! its mounts, and PID 1 unshares its cgroup namespace only once that is done, so the
@@ -29,7 +29,7 @@ use super::user::{self, User};
 use super::{console, exec, failure, net, reaper, rlimits, Error, SysContext};
 use crate::fs_error::FsContext;
 
-/// What PID 1 inherits from the shim besides its spec.
+/// The descriptors PID 1 inherits from the shim besides its spec.
 pub struct InitFds {
     pub mounts: PreparedMounts,
     /// The socket to send the terminal over, with `-t`.

@@ -145,8 +145,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The exit code Docker uses for each kind of failure: 127 when the command does not
-    /// exist, 126 when it cannot be executed, 125 when the container could not be set up.
+    /// Returns the exit code Docker uses for each kind of failure: 127 when the command does
+    /// not exist, 126 when it cannot be executed, 125 when the container could not be set up.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::CommandNotFound(_) => 127,

@@ -58,7 +58,7 @@ pub fn attr_flags(flags: MountAttrFlags) -> u64 {
     u64::from(flags.bits())
 }
 
-/// A detached copy of the mount at `path` (with the mounts below it if `recursive`), made
+/// Makes a detached copy of the mount at `path` (with the mounts below it if `recursive`),
 /// private so that nothing mounted on either side later propagates to the other.
 pub fn clone_tree(path: &Path, recursive: bool) -> io::Result<OwnedFd> {
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
@@ -86,8 +86,8 @@ pub fn attach(mount: impl AsFd, target: impl AsFd) -> io::Result<()> {
     .map_err(io::Error::from)
 }
 
-/// A new mount of file system `fstype`, detached. `options` are `key=value` or bare flag
-/// names, as in a mount(8) option string.
+/// Mounts a new file system of type `fstype`, detached. `options` are `key=value` or bare
+/// flag names, as in a mount(8) option string.
 pub fn mount_fs(
     fstype: &str,
     source: &str,

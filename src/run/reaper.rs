@@ -24,7 +24,7 @@ use super::spec::Process;
 use super::user::User;
 use super::{console, exec, failure, Error, SysContext};
 
-/// What PID 1 passes on to the command.
+/// The signals PID 1 passes on to the command.
 const FORWARDED: [Signal; 7] = [
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -113,9 +113,9 @@ fn take_foreground() -> Result<(), Error> {
     Ok(())
 }
 
-/// Closes every descriptor but stdin, stdout and stderr in PID 1 once the command is forked:
+/// Closes every descriptor but stdin, stdout and stderr in PID 1 once the command is forked.
 /// PID 1 never executes anything, so close-on-exec would not close them, and the shim waits
-/// for the ends of its pipes (the error pipe, the start report of `run -d`) to close.
+/// for its pipes (the error pipe, the start report of `run -d`) to close.
 /// PID 1 ends with exit(3) from here on, so no owner of these descriptors is dropped later.
 fn close_inherited_descriptors() {
     // SAFETY: close_range(2) takes plain integers; see above for the owners.

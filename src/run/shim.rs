@@ -4,7 +4,7 @@
 //!
 //! The shim starts the container (see `spawn`), records its state, forwards the signals it
 //! receives to PID 1, and waits for it. When PID 1 exits, the kernel has already killed the
-//! rest of the PID namespace; the shim reports an OOM kill, prints the figures with
+//! rest of the PID namespace. The shim then reports an OOM kill, prints the figures with
 //! `--stats`, removes the cgroup and the container's mount point, records the exit code,
 //! and exits with it.
 
@@ -25,8 +25,8 @@ use super::{signals, Error};
 use crate::unpack::remove_tree;
 
 /// The descriptor `run -d` reads the start report from, by number: one line, `ok` or the
-/// exit code and the message of the failure. Only the line counts, as PID 1 with `--init`
-/// holds a copy of the descriptor until it closes its inherited descriptors.
+/// exit code and the message of the failure. Only the line counts, because PID 1 with
+/// `--init` keeps a copy of the descriptor until it closes its inherited descriptors.
 pub const NOTIFY_FD_ENV: &str = "_LAYERFS_NOTIFY_FD";
 /// The socket PID 1 sends the terminal over, by number.
 pub const CONSOLE_FD_ENV: &str = "_LAYERFS_CONSOLE_FD";
@@ -167,7 +167,7 @@ fn wait_for(pid: Pid) -> u8 {
 }
 
 /// Reports an OOM kill and, with `--stats`, the container's figures, before the cgroup
-/// that holds them is removed.
+/// that counts them is removed.
 fn report_end(spec: &ShimSpec, container: &mut Container, running: &Running, code: u8) {
     let name = container.display_name().to_owned();
     let oom_kills = running.cgroup.oom_kills().ok().flatten().unwrap_or(0);

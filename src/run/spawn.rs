@@ -43,8 +43,8 @@ pub const IN_CGROUP: u8 = 2;
 pub struct Running {
     pub init: ProcessId,
     pub cgroup: Cgroup,
-    /// Held open for the shim's life: PID 1 sees it hang up if the shim dies before PID 1
-    /// armed its parent-death signal.
+    /// Held open for the shim's life, so that the pipe hangs up for PID 1 if the shim dies
+    /// before PID 1 armed its parent-death signal.
     pub _adopted: OwnedFd,
 }
 
@@ -186,7 +186,7 @@ fn read_pid(pipe: OwnedFd) -> Option<i32> {
     Some(i32::from_le_bytes(bytes))
 }
 
-/// What `/sys/fs/cgroup` shows in the container: each v1 hierarchy the container has a
+/// Describes `/sys/fs/cgroup` in the container: each v1 hierarchy the container has a
 /// cgroup in, named as on the host, or the v2 tree.
 fn cgroup_fs(cgroup: &Cgroup, hierarchies: &Hierarchies) -> CgroupFs {
     let Cgroup::V1(v1) = cgroup else {

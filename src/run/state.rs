@@ -32,7 +32,7 @@ pub const RECORD_FILE: &str = "container.json";
 pub const STATE_FILE: &str = "state.json";
 pub const LOG_FILE: &str = "container.log";
 
-/// What `containers/<id>/container.json` records.
+/// The record in `containers/<id>/container.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,
@@ -44,7 +44,7 @@ pub struct ContainerRecord {
     pub created: u64,
 }
 
-/// Where a container is in its life, as its shim last recorded it.
+/// The stage of a container's life its shim last recorded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -54,7 +54,7 @@ pub enum Phase {
     Exited,
 }
 
-/// What `containers/<id>/state.json` records.
+/// The state in `containers/<id>/state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub phase: Phase,
@@ -69,7 +69,7 @@ pub struct State {
     pub oom_killed: bool,
 }
 
-/// What `ps` shows, derived from the state file and the processes that actually run.
+/// The status `ps` shows, derived from the state file and the processes that actually run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Created,
@@ -114,12 +114,12 @@ impl Container {
         &self.record.id[..12]
     }
 
-    /// The name if it has one, else the short ID: how messages refer to the container.
+    /// Returns the name if it has one, else the short ID, for messages about the container.
     pub fn display_name(&self) -> &str {
         self.record.name.as_deref().unwrap_or(self.short_id())
     }
 
-    /// Whether the shim that supervises the container still runs.
+    /// Returns whether the shim that supervises the container still runs.
     pub fn shim_alive(&self) -> bool {
         self.state.shim.is_some_and(|shim| shim.is_alive())
     }
@@ -178,7 +178,7 @@ fn write_file_replacing(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
     result
 }
 
-/// Every container in the store, oldest first.
+/// Lists every container in the store, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Container>, Error> {
     let root = store.containers_dir();
     let mut containers = Vec::new();

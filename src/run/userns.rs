@@ -6,8 +6,8 @@
 //! container shares that one range: they are isolated from the host, not from each other.
 //!
 //! The namespace is made before the container's processes exist, by a helper child that
-//! unshares it and waits while this process writes its maps; the namespace file descriptor
-//! then serves both to idmap the image's layers and for PID 1 to join it.
+//! unshares it and waits while this process writes its maps. The namespace's file
+//! descriptor then serves both to idmap the image's layers and for PID 1 to join it.
 
 use std::fs;
 use std::io::Read;
@@ -39,7 +39,7 @@ pub struct IdMap {
 }
 
 impl IdMap {
-    /// The range from the subordinate ID files, or the fixed fallback.
+    /// Reads the range from the subordinate ID files, or returns the fixed fallback.
     pub fn configured() -> IdMap {
         let uids = read_range(Path::new("/etc/subuid"));
         let gids = read_range(Path::new("/etc/subgid"));
@@ -54,7 +54,7 @@ impl IdMap {
         }
     }
 
-    /// The host ID of container ID `id`.
+    /// Returns the host user ID of container user ID `id`.
     pub fn host_uid(&self, id: u32) -> u32 {
         self.uid_start + id
     }
@@ -69,7 +69,8 @@ fn read_range(path: &Path) -> Option<(u32, u32)> {
     parse_subid(&text, SUBID_USER)
 }
 
-/// The first range of `user` in the text of a subordinate ID file: `name:start:count` lines.
+/// Finds the first range of `user` in the text of a subordinate ID file, whose lines read
+/// `name:start:count`.
 fn parse_subid(text: &str, user: &str) -> Option<(u32, u32)> {
     text.lines()
         .map(str::trim)
@@ -105,7 +106,8 @@ impl UserNamespace {
                 drop(ready_write);
                 // Wait until the parent has written the maps and opened the namespace.
                 let _ = fs::File::from(done_read).read(&mut [0u8; 1]);
-                // SAFETY: _exit is always safe; it skips the parent's atexit handlers.
+                // SAFETY: _exit ends this forked child without running the parent's exit
+                // handlers.
                 unsafe { libc::_exit(code) }
             }
             ForkResult::Parent { child } => {

@@ -43,7 +43,7 @@ impl Detached<'_> {
         self.env.root.join("containers").join(&self.id)
     }
 
-    /// The container's `state.json`.
+    /// Reads the container's `state.json`.
     pub fn state(&self) -> serde_json::Value {
         let text = std::fs::read_to_string(self.dir().join("state.json")).unwrap();
         serde_json::from_str(&text).unwrap()
@@ -53,13 +53,13 @@ impl Detached<'_> {
         self.env.ok(&["logs", &self.name])
     }
 
-    /// One reading of `layerfs stats --json`.
+    /// Reads the container's figures once, with `layerfs stats --json`.
     pub fn stats(&self) -> serde_json::Value {
         let line = self.env.ok(&["stats", "--json", &self.name]);
         serde_json::from_str(line.trim()).unwrap()
     }
 
-    /// The host PID of the container's PID 1.
+    /// Returns the host PID of the container's PID 1.
     pub fn init_pid(&self) -> i32 {
         self.state()["init"]["pid"].as_i64().unwrap() as i32
     }
@@ -107,7 +107,7 @@ impl Env {
     }
 }
 
-/// Every directory of the container's cgroup that exists, in any v1 or v2 hierarchy.
+/// Lists every directory of the container's cgroup that exists, in any v1 or v2 hierarchy.
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
@@ -123,7 +123,7 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// The file `name` of the container's cgroup in the v1 hierarchy `controller`.
+/// Reads the file `name` of the container's cgroup in the v1 hierarchy `controller`.
 pub fn v1_file(controller: &str, id: &str, name: &str) -> String {
     let path = Path::new("/sys/fs/cgroup")
         .join(controller)

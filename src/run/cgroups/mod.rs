@@ -160,7 +160,7 @@ impl Cgroup {
         }
     }
 
-    /// How many processes the kernel's OOM killer has killed in this cgroup.
+    /// Counts the processes the kernel's OOM killer has killed in this cgroup.
     pub fn oom_kills(&self) -> Result<Option<u64>> {
         match self {
             Cgroup::V1(cgroup) => cgroup.oom_kills(),
@@ -168,7 +168,7 @@ impl Cgroup {
         }
     }
 
-    /// Whether any process is still in the cgroup.
+    /// Returns whether any process is still in the cgroup.
     pub fn is_populated(&self) -> Result<bool> {
         match self {
             Cgroup::V1(cgroup) => cgroup.is_populated(),
@@ -176,7 +176,7 @@ impl Cgroup {
         }
     }
 
-    /// The directories the container's cgroup namespace shows as `/`, by mount point.
+    /// Lists the directories the container's cgroup namespace shows as `/`.
     pub fn directories(&self) -> Vec<PathBuf> {
         match self {
             Cgroup::V1(cgroup) => cgroup

@@ -3,9 +3,9 @@
 //! and `mqueue` mounts.
 //!
 //! The nodes are bind mounts of the host's own nodes, cloned by the shim, rather than nodes
-//! made with mknod(2): a process in a user namespace may not make device nodes, and this way
-//! the tmpfs can be `nodev`, so a node the container makes with its CAP_MKNOD cannot be
-//! opened, whatever the cgroup version. (On cgroup v1 the devices controller also limits
+//! made with mknod(2), because a process in a user namespace may not make device nodes.
+//! This way the tmpfs can be `nodev`, so a node the container makes with its CAP_MKNOD
+//! cannot be opened, whatever the cgroup version. (On cgroup v1 the devices controller also limits
 //! which nodes may be opened.)
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -3,8 +3,8 @@
 //!
 //! This is the single place that decides what the root file system is made of. Everything
 //! after it (PID 1 attaching the mount and building `/proc`, `/dev` and the rest on top)
-//! only needs a detached mount, so another storage driver, such as a FUSE file system,
-//! plugs in by returning its own mount here, for example `open_tree(2)` of its mount point.
+//! only needs a detached mount. So another storage driver, such as a FUSE file system, plugs
+//! in by returning its own mount here, for example `open_tree(2)` of its mount point.
 //!
 //! The mount is made with the shim's credentials, those of root on the host. overlayfs uses
 //! the mounter's credentials for its own access to the layers, so it reads the
@@ -36,9 +36,9 @@ use crate::mount::Overlay;
 ///
 /// A `volatile` overlay (Linux 5.10) never syncs its upper layer. When the last process of
 /// the container exits, unmounting an ordinary overlay syncs the whole file system under
-/// the upper layer, which took tens of milliseconds on a busy machine; for a container
-/// removed at exit (`--rm`) that durability is of no use. As a cost, fsync(2) in such a
-/// container does not make data durable.
+/// the upper layer, which took tens of milliseconds on a busy machine. A container removed
+/// at exit (`--rm`) has no use for that durability, so its overlay is volatile. As a cost,
+/// fsync(2) in such a container does not make data durable.
 pub fn mount_rootfs(
     overlay: &Overlay,
     userns: Option<&UserNamespace>,

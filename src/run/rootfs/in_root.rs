@@ -22,19 +22,21 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 /// How many symlinks one path may pass through, as the kernel's own limit (path_resolution(7)).
 const MAX_SYMLINKS: usize = 40;
 
-/// What to create at the end of a path that does not exist yet.
+/// The kind of file created at the end of a path that does not exist yet.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Create {
     Dir,
     File,
 }
 
-/// The directory `path` inside `root`, created with mode 0755 (and its parents) if missing.
+/// Opens the directory `path` inside `root`, creating it and its parents with mode 0755 if
+/// missing.
 pub fn dir(root: impl AsFd, path: &str) -> Result<OwnedFd, FsError> {
     resolve(root.as_fd(), path, Create::Dir)
 }
 
-/// The file `path` inside `root`, created empty if missing: a mount point for a file.
+/// Opens the file `path` inside `root`, creating it empty if missing, as a mount point for
+/// a file.
 pub fn file(root: impl AsFd, path: &str) -> Result<OwnedFd, FsError> {
     resolve(root.as_fd(), path, Create::File)
 }
@@ -165,8 +167,8 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::symlink;
 
-    /// A root with a dangling absolute symlink, a relative one that climbs far above the
-    /// root, a chain, a loop and a regular file.
+    /// Builds a root with a dangling absolute symlink, a relative one that climbs far above
+    /// the root, a chain, a loop and a regular file.
     fn fake_root() -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
         let path = root.path();

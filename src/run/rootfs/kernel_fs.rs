@@ -39,8 +39,8 @@ const READ_ONLY: [&str; 5] = [
     "proc/sysrq-trigger",
 ];
 
-/// How `/sys/fs/cgroup` looks inside: the v1 hierarchies the container has a cgroup in (a
-/// directory name and the controllers mounted there), or the v2 tree.
+/// The layout of `/sys/fs/cgroup` inside: the v1 hierarchies the container has a cgroup in
+/// (a directory name and the controllers mounted there), or the v2 tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgroupFs {
     V1(Vec<(String, Vec<String>)>),
@@ -146,7 +146,7 @@ fn read_only(target: &OwnedFd) -> std::io::Result<()> {
     attach(&copy, target)
 }
 
-/// A detached bind mount of what `fd` refers to.
+/// Makes a detached bind mount of what `fd` refers to.
 fn clone_at(fd: BorrowedFd<'_>, recursive: bool) -> std::io::Result<OwnedFd> {
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE
         | OpenTreeFlags::OPEN_TREE_CLOEXEC

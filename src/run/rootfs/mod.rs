@@ -131,9 +131,9 @@ pub fn build(spec: &InitSpec, mounts: PreparedMounts) -> Result<OwnedFd, Error> 
     Ok(root)
 }
 
-/// Mounts the cgroup file systems, which show the cgroup namespace of PID 1 and so must
-/// wait until PID 1 has one, opens the terminal, and makes `root` the root. Returns the
-/// terminal's secondary side when the spec asks for one.
+/// Mounts the cgroup file systems, opens the terminal, and makes `root` the root. A cgroup
+/// mount shows the cgroup namespace of its mounter, so this runs once PID 1 has its own.
+/// Returns the terminal's secondary side when the spec requests one.
 pub fn finish(
     spec: &InitSpec,
     root: OwnedFd,
@@ -156,7 +156,7 @@ pub fn finish(
     Ok(terminal)
 }
 
-/// The mount point for the terminal at `/dev/console`.
+/// Opens the mount point for the terminal at `/dev/console`, creating it if missing.
 pub fn console_target(root: impl AsFd) -> Result<OwnedFd, FsError> {
     in_root::file(root, "dev/console")
 }

@@ -163,7 +163,7 @@ impl Cgroup {
             .map(|(_, dir)| dir)
     }
 
-    /// Each directory once: co-mounted controllers share one.
+    /// Lists each directory once, since co-mounted controllers share one.
     pub fn unique_dirs(&self) -> Vec<&Path> {
         let mut dirs: Vec<&Path> = Vec::new();
         for (_, dir) in &self.dirs {
