@@ -10,7 +10,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::process::pidfd_send_signal;
 use tracing::{debug, warn};
 
-use super::state::{Container, Status};
+use super::state::{Container, Phase, Status};
 use super::{Error, Result, SysContext};
 use crate::unpack::remove_tree;
 
@@ -71,8 +71,10 @@ pub fn resume(container: &Container) -> Result<()> {
 }
 
 /// Removes the container's directory, and its cgroup if a dead shim left it. A running
-/// container is refused unless `force`, which kills it first.
+/// container is rejected unless `force`, which kills it first.
 pub fn remove(container: &Container, force: bool) -> Result<()> {
+    let started = wait_until_started(container)?;
+    let container = &started;
     if container.is_running() {
         if !force {
             return Err(Error::StillRunning(container.display_name().to_owned()));
@@ -93,6 +95,22 @@ pub fn remove(container: &Container, force: bool) -> Result<()> {
     }
     remove_tree(&container.dir)?;
     Ok(())
+}
+
+/// Waits while the container's shim is still starting it, and returns the container as
+/// recorded then. Until the shim records PID 1 and the cgroup, removing the directory would
+/// leave both behind.
+fn wait_until_started(container: &Container) -> Result<Container> {
+    let deadline = Instant::now() + SHIM_EXIT_TIMEOUT;
+    let mut current = container.clone();
+    while current.state.phase == Phase::Created && current.shim_alive() {
+        if Instant::now() > deadline {
+            return Err(Error::StillStarting(container.display_name().to_owned()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        current = Container::load(&container.dir)?;
+    }
+    Ok(current)
 }
 
 fn cgroup_of(container: &Container) -> Result<&super::cgroups::Cgroup> {

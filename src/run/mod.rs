@@ -142,6 +142,9 @@ pub enum Error {
 
     #[error("the shim of container {0} did not exit after the container stopped")]
     ShimStuck(String),
+
+    #[error("container {0} is still starting after 30 s; its shim may be stuck")]
+    StillStarting(String),
 }
 
 impl Error {
