@@ -6,6 +6,10 @@
 //! mirrors = ["http://127.0.0.1:5000"]     # tried in order before the registry itself
 //! server = "https://registry-1.docker.io" # the registry's own endpoint (this is the default)
 //!
+//! [network]
+//! connect_timeout_seconds = 15            # to establish a connection to a registry
+//! read_timeout_seconds = 60               # longest silence in the middle of a response
+//!
 //! [snapshotter]
 //! driver = "overlay"   # how `layerfs snapshotter` mounts snapshots: "overlay" (kernel
 //!                      # overlayfs, the default), "fuse" (layerfs's FUSE driver), or "auto"
@@ -16,9 +20,11 @@
 //! ```
 
 use std::fs;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use layerfs_registry::HostsConfig;
+use layerfs_registry::{HostsConfig, Timeouts};
 use serde::Deserialize;
 
 use crate::snapshotter::MountDriver;
@@ -35,9 +41,45 @@ pub struct Config {
     #[serde(default)]
     pub run: crate::run::config::RunConfig,
 
+    /// Timeouts for every registry.
+    #[serde(default)]
+    pub network: Network,
+
     /// Settings of `layerfs snapshotter`.
     #[serde(default)]
     pub snapshotter: SnapshotterConfig,
+}
+
+/// The `[network]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Seconds to establish a connection to a registry, TLS handshake included.
+    pub connect_timeout_seconds: NonZeroU64,
+    /// Seconds a registry may send nothing in the middle of a response before the pull fails.
+    pub read_timeout_seconds: NonZeroU64,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        let defaults = Timeouts::default();
+        let seconds = |duration: Duration| {
+            NonZeroU64::new(duration.as_secs()).expect("default timeouts are whole seconds")
+        };
+        Network {
+            connect_timeout_seconds: seconds(defaults.connect),
+            read_timeout_seconds: seconds(defaults.read),
+        }
+    }
+}
+
+impl Network {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(self.connect_timeout_seconds.get()),
+            read: Duration::from_secs(self.read_timeout_seconds.get()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -126,6 +168,27 @@ mod tests {
 
         let error = Config::parse("[unknown]\n").unwrap_err();
         assert!(error.contains("unknown"), "{error}");
+    }
+
+    #[test]
+    fn config_sets_timeouts() {
+        let text = "[network]\nread_timeout_seconds = 2\n";
+        let timeouts = Config::parse(text).unwrap().network.timeouts();
+        assert_eq!(timeouts.read, Duration::from_secs(2));
+        assert_eq!(timeouts.connect, Timeouts::default().connect);
+    }
+
+    #[test]
+    fn config_defaults_timeouts() {
+        let timeouts = Config::parse("").unwrap().network.timeouts();
+        assert_eq!(timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn config_rejects_zero_timeout() {
+        let error = Config::parse("[network]\nread_timeout_seconds = 0\n").unwrap_err();
+        assert!(error.starts_with("line 2:"), "{error}");
+        assert!(error.contains("nonzero"), "{error}");
     }
 
     #[test]

@@ -244,9 +244,10 @@ fn killed_container_exits_128_plus_signal() {
     reader.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
 
-    // PID 1 is `sh` until it executes `sleep`; either way it is the same process.
-    let pid_one = find_process(&["sleep 1000", "sh -c echo ready; exec sleep 1000"])
-        .expect("the container's PID 1 is visible from the host");
+    // `layerfs run` starts init, and init forks the container's PID 1.
+    let init = child_of(child.id() as i32).expect("layerfs run has started init");
+    let pid_one = child_of(init).expect("init has forked the container's PID 1");
+    let pid_one = nix::unistd::Pid::from_raw(pid_one);
     nix::sys::signal::kill(pid_one, nix::sys::signal::Signal::SIGKILL).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(137));
@@ -275,20 +276,53 @@ fn sigterm_is_forwarded_to_the_container() {
     assert_eq!(child.wait().unwrap().code(), Some(42));
 }
 
-/// Finds the host PID of a process whose command line is one of `commands`.
-fn find_process(commands: &[&str]) -> Option<nix::unistd::Pid> {
+/// Finds the first child of `parent`, by the parent PID field of `/proc/PID/stat`.
+fn child_of(parent: i32) -> Option<i32> {
     for entry in std::fs::read_dir("/proc").unwrap() {
         let entry = entry.unwrap();
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if commands.contains(&text.trim_end()) {
-            return Some(nix::unistd::Pid::from_raw(pid));
+        // The command name in parentheses may contain spaces; fields after it do not.
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let ppid = after_name.split(' ').nth(1)?.parse::<i32>().ok()?;
+        if ppid == parent {
+            return Some(pid);
         }
     }
     None
+}
+
+#[test]
+fn open_descriptors_do_not_leak_in() {
+    let env = Env::new();
+    let dir = std::fs::File::open(env.dir.path()).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    // Clear close-on-exec so that `layerfs run` inherits the descriptor, as from a shell.
+    nix::fcntl::fcntl(
+        &dir,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    let script = format!("ls /proc/self/fd/{fd} >/dev/null 2>&1 && echo leaked || echo closed");
+    let (stdout, stderr, code) = run_output(&env, &["--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, "closed\n");
+}
+
+#[test]
+fn sigpipe_has_its_default_action_inside() {
+    let env = Env::new();
+    let script = "grep SigIgn /proc/self/status; yes | head -1";
+    let (stdout, stderr, code) = run_output(&env, &["--rm", "busybox", "sh", "-c", script]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let ignored = u64::from_str_radix(lines[0].trim_start_matches("SigIgn:\t"), 16).unwrap();
+    let sigpipe_bit = 1u64 << (libc::SIGPIPE - 1);
+    assert_eq!(ignored & sigpipe_bit, 0, "SIGPIPE is ignored: {}", lines[0]);
+    assert_eq!(lines[1], "y");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }

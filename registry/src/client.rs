@@ -1,5 +1,5 @@
-//! Fetching manifests and blobs over the OCI distribution API, through `oci-client`, which
-//! handles the anonymous bearer-token exchange that Docker Hub and most registries ask for.
+//! Fetching manifests and blobs over the OCI distribution API. `oci-client` handles the
+//! anonymous bearer-token exchange that Docker Hub and most registries ask for.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,39 +7,41 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
-use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 use oci_spec::distribution::Reference as SpecReference;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
+use reqwest::{StatusCode, Url};
 use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
+use crate::classify::{convert_error, served_from, status_error, transport_error};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::hosts::{Endpoint, HostsConfig};
 use crate::manifest::{Descriptor, MediaType};
 use crate::reference::Reference;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a registry may stay silent in the middle of a response before the fetch fails.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 const USER_AGENT: &str = concat!("layerfs/", env!("CARGO_PKG_VERSION"));
+/// Redirects followed for one request, as reqwest and Go's net/http allow.
+const MAX_REDIRECTS: usize = 10;
+/// Bytes of an error response read for its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
 /// Manifests larger than this are rejected before they are read into memory. containerd uses
 /// the same limit.
 const MAX_MANIFEST: usize = 4 << 20;
 
 /// A registry client that knows each registry's mirrors.
 ///
-/// Blobs go through `oci-client`. Manifests are fetched with a plain GET carrying the token
-/// that `oci-client` obtained. The reason is that `oci-client` rejects a manifest whose body
-/// does not hash to the registry's `Docker-Content-Digest` before the caller can see why. A
-/// Docker schema 1 manifest always fails that way, because its registry digest leaves out the
-/// signature, and layerfs reports it as the unsupported kind it is.
+/// Manifests and blobs are fetched with plain GETs carrying the token that `oci-client`
+/// obtained. One reason is that `oci-client` rejects a manifest whose body does not hash to
+/// the registry's `Docker-Content-Digest` before the caller can see why. A Docker schema 1
+/// manifest always fails that way, because its registry digest leaves out the signature, and
+/// layerfs reports it as the unsupported kind it is. Another is that redirects are followed
+/// here, so that an error names the storage host a blob redirect led to when that host fails.
 pub struct Client {
     hosts: HostsConfig,
+    timeouts: Timeouts,
     https: oci_client::Client,
     http: oci_client::Client,
     plain: reqwest::Client,
@@ -47,12 +49,33 @@ pub struct Client {
     tokens: Mutex<HashMap<(Endpoint, String), Option<String>>>,
 }
 
+/// How long the client waits on the network before a fetch fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time to establish a connection, TLS handshake included.
+    pub connect: Duration,
+    /// The maximum time without data in the middle of a response. It bounds the wait for the
+    /// next bytes, not the whole transfer, so large layers on slow links still succeed.
+    pub read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(15),
+            read: Duration::from_secs(60),
+        }
+    }
+}
+
 /// The endpoint and repository a manifest came from. The blobs it names are fetched from the
-/// same place.
+/// same place first, then from the registry's other endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub endpoint: Endpoint,
     pub repository: String,
+    /// The registry as the reference names it, whose other endpoints serve as fallbacks.
+    pub registry: String,
 }
 
 /// Manifest bytes exactly as served, with their verified digest.
@@ -70,17 +93,19 @@ pub struct BlobStream {
 }
 
 impl Client {
-    pub fn new(hosts: HostsConfig) -> Client {
+    pub fn new(hosts: HostsConfig, timeouts: Timeouts) -> Client {
         let plain = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.read)
             .user_agent(USER_AGENT)
             .build()
             .expect("the TLS backend initializes");
         Client {
             hosts,
-            https: oci_client::Client::new(client_config(ClientProtocol::Https)),
-            http: oci_client::Client::new(client_config(ClientProtocol::Http)),
+            timeouts,
+            https: oci_client::Client::new(client_config(ClientProtocol::Https, timeouts)),
+            http: oci_client::Client::new(client_config(ClientProtocol::Http, timeouts)),
             plain,
             tokens: Mutex::default(),
         }
@@ -95,6 +120,7 @@ impl Client {
             let source = Source {
                 endpoint,
                 repository: reference.repository().to_owned(),
+                registry: reference.registry().to_owned(),
             };
             let key = reference.manifest_key();
             match self
@@ -173,23 +199,9 @@ impl Client {
         key: &str,
         what: &str,
     ) -> Result<ManifestResponse> {
-        let token = self.token(source).await?;
-        let url = format!(
-            "{}/v2/{}/manifests/{key}",
-            source.endpoint, source.repository
-        );
-        let mut request = self
-            .plain
-            .get(&url)
-            .header(ACCEPT, MediaType::ACCEPTED.join(", "));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let unreachable = |error: reqwest::Error| Error::Unreachable {
-            endpoint: source.endpoint.clone(),
-            reason: innermost_message(&error),
-        };
-        let mut response = request.send().await.map_err(unreachable)?;
+        let path = format!("/v2/{}/manifests/{key}", source.repository);
+        let accept = MediaType::ACCEPTED.join(", ");
+        let mut response = self.get(source, &path, Some(&accept), what).await?;
         let status = response.status();
         let header = |name: &str| {
             let value = response.headers().get(name)?;
@@ -198,8 +210,17 @@ impl Client {
         let content_type = header(CONTENT_TYPE.as_str());
         let digest_header = header("Docker-Content-Digest");
 
+        let url = response.url().clone();
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        while let Some(chunk) = response.chunk().await.map_err(|error| {
+            transport_error(
+                &error,
+                what,
+                &source.endpoint,
+                Some(&url),
+                self.timeouts.read,
+            )
+        })? {
             body.extend_from_slice(&chunk);
             if body.len() > MAX_MANIFEST {
                 return Err(Error::Registry {
@@ -210,7 +231,8 @@ impl Client {
             }
         }
         if status != StatusCode::OK {
-            return Err(status_error(status, &body, what, &source.endpoint));
+            let what = served_from(what, &source.endpoint, &url);
+            return Err(status_error(status, &body, &what, &source.endpoint));
         }
         Ok(ManifestResponse {
             body: Bytes::from(body),
@@ -219,13 +241,90 @@ impl Client {
         })
     }
 
+    /// Sends a GET for `path` to `source`'s endpoint with its pull token. A 401 to a request
+    /// that carried a token is retried once with a new token, because tokens expire (after the
+    /// `expires_in` of the token response) and a long pull can outlive the one it started with.
+    async fn get(
+        &self,
+        source: &Source,
+        path: &str,
+        accept: Option<&str>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        let token = self.token(source, None).await?;
+        let response = self
+            .send(source, path, accept, token.as_deref(), what)
+            .await?;
+        let Some(stale) = token.filter(|_| response.status() == StatusCode::UNAUTHORIZED) else {
+            return Ok(response);
+        };
+        debug!(endpoint = %source.endpoint, %what, "token rejected, fetching a new one");
+        let token = self.token(source, Some(&stale)).await?;
+        self.send(source, path, accept, token.as_deref(), what)
+            .await
+    }
+
+    /// Sends one GET and follows redirects itself, so that the token only ever goes to the
+    /// endpoint, never to a storage host that a redirect names, and so that a failure names
+    /// the host that failed.
+    async fn send(
+        &self,
+        source: &Source,
+        path: &str,
+        accept: Option<&str>,
+        token: Option<&str>,
+        what: &str,
+    ) -> Result<reqwest::Response> {
+        let endpoint = &source.endpoint;
+        let mut url =
+            Url::parse(&format!("{endpoint}{path}")).map_err(|error| Error::InvalidEndpoint {
+                text: endpoint.to_string(),
+                reason: error.to_string(),
+            })?;
+        let origin = url.origin();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.plain.get(url.clone());
+            if let Some(accept) = accept {
+                request = request.header(ACCEPT, accept);
+            }
+            if let Some(token) = token.filter(|_| url.origin() == origin) {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.map_err(|error| {
+                transport_error(&error, what, endpoint, Some(&url), self.timeouts.read)
+            })?;
+            let status = response.status();
+            if !is_redirect(status) {
+                return Ok(response);
+            }
+            let location = response.headers().get(LOCATION);
+            let next = location
+                .and_then(|value| value.to_str().ok())
+                .and_then(|location| url.join(location).ok());
+            url = next.ok_or_else(|| Error::Registry {
+                what: what.to_owned(),
+                endpoint: endpoint.clone(),
+                message: format!("HTTP {status} without a valid Location header"),
+            })?;
+            debug!(%url, "following redirect");
+        }
+        Err(Error::Registry {
+            what: what.to_owned(),
+            endpoint: endpoint.clone(),
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
     /// Gets the anonymous pull token the registry requires, once per endpoint and repository,
-    /// through `oci-client`'s challenge handling.
-    async fn token(&self, source: &Source) -> Result<Option<String>> {
+    /// through `oci-client`'s challenge handling. A new one replaces `stale` unless another
+    /// task has replaced it already.
+    async fn token(&self, source: &Source, stale: Option<&str>) -> Result<Option<String>> {
         let key = (source.endpoint.clone(), source.repository.clone());
         let mut tokens = self.tokens.lock().await;
         if let Some(token) = tokens.get(&key) {
-            return Ok(token.clone());
+            if stale.is_none() || token.as_deref() != stale {
+                return Ok(token.clone());
+            }
         }
         let reference = spec_reference(source, "latest");
         let client = self.client_for(&source.endpoint);
@@ -236,37 +335,69 @@ impl Client {
                 RegistryOperation::Pull,
             )
             .await
-            .map_err(|error| convert_error(error, "a pull token", &source.endpoint))?;
+            .map_err(|error| {
+                convert_error(error, "a pull token", &source.endpoint, self.timeouts.read)
+            })?;
         tokens.insert(key, token.clone());
         Ok(token)
     }
 
-    /// Starts fetching the blob `descriptor` names from `source`.
+    /// Starts fetching the blob `descriptor` names from `source`, or, when that endpoint fails
+    /// before sending any of it, from the registry's other endpoints in order. A failure in
+    /// the middle of the body is the caller's to report: the bytes already consumed cannot
+    /// be taken back.
     pub async fn fetch_blob(&self, source: &Source, descriptor: &Descriptor) -> Result<BlobStream> {
+        let mut errors = Vec::new();
+        let fallbacks = self.hosts.endpoints(&source.registry);
+        let others = fallbacks.into_iter().filter(|e| *e != source.endpoint);
+        let candidates = std::iter::once(source.endpoint.clone()).chain(others);
+        for endpoint in candidates {
+            let attempt = Source {
+                endpoint,
+                ..source.clone()
+            };
+            match self.fetch_blob_at(&attempt, descriptor).await {
+                Ok(blob) => {
+                    for error in &errors {
+                        warn!(%error, "skipped a failing endpoint");
+                    }
+                    return Ok(blob);
+                }
+                Err(error) => errors.push(error),
+            }
+        }
+        if errors.len() > 1 {
+            return Err(Error::AllEndpointsFailed(errors));
+        }
+        Err(errors
+            .pop()
+            .expect("at least the source endpoint was tried"))
+    }
+
+    /// Starts fetching a blob from `source`'s endpoint only.
+    async fn fetch_blob_at(&self, source: &Source, descriptor: &Descriptor) -> Result<BlobStream> {
         let what = format!("blob {}", descriptor.digest);
         debug!(endpoint = %source.endpoint, %what, "fetching");
-        let reference = spec_reference(source, &descriptor.digest.to_string());
-        let oci_descriptor = OciDescriptor {
-            media_type: descriptor.media_type.clone(),
-            digest: descriptor.digest.to_string(),
-            size: descriptor.size as i64,
-            ..OciDescriptor::default()
-        };
-        let client = self.client_for(&source.endpoint);
-        let sized = client
-            .pull_blob_stream(&reference, &oci_descriptor)
-            .await
-            .map_err(|error| convert_error(error, &what, &source.endpoint))?;
+        let path = format!("/v2/{}/blobs/{}", source.repository, descriptor.digest);
+        let response = self.get(source, &path, None, &what).await?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let what = served_from(&what, &source.endpoint, response.url());
+            let body = read_error_body(response).await;
+            return Err(status_error(status, &body, &what, &source.endpoint));
+        }
 
+        let content_length = response.content_length();
         let endpoint = source.endpoint.clone();
-        let chunks = sized.stream.map(move |chunk| {
-            chunk.map_err(|error| Error::Unreachable {
-                endpoint: endpoint.clone(),
-                reason: format!("reading {what}: {}", innermost_message(&error)),
+        let url = response.url().clone();
+        let read_timeout = self.timeouts.read;
+        let chunks = response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|error| {
+                transport_error(&error, &what, &endpoint, Some(&url), read_timeout)
             })
         });
         Ok(BlobStream {
-            content_length: sized.content_length,
+            content_length,
             chunks: chunks.boxed(),
         })
     }
@@ -278,6 +409,23 @@ impl Client {
             &self.https
         }
     }
+}
+
+/// Whether `status` redirects to its Location header (RFC 9110, section 15.4).
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Reads the start of an error response, enough for the registry's error envelope.
+async fn read_error_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body
 }
 
 /// A manifest response as received.
@@ -299,38 +447,11 @@ impl ManifestResponse {
     }
 }
 
-/// Maps a non-200 response to an error, reading the registry's error envelope if it sent one.
-fn status_error(status: StatusCode, body: &[u8], what: &str, endpoint: &Endpoint) -> Error {
-    let what = what.to_owned();
-    let endpoint = endpoint.clone();
-    if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
-        if !envelope.errors.is_empty() {
-            return envelope_error(envelope, what, endpoint);
-        }
-    }
-    match status {
-        StatusCode::NOT_FOUND => Error::NotFound { what, endpoint },
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Denied {
-            what,
-            endpoint,
-            message: format!("HTTP {status}"),
-        },
-        _ => Error::Registry {
-            what,
-            endpoint,
-            message: format!(
-                "HTTP {status} {}",
-                first_line(&String::from_utf8_lossy(body))
-            ),
-        },
-    }
-}
-
-fn client_config(protocol: ClientProtocol) -> ClientConfig {
+fn client_config(protocol: ClientProtocol, timeouts: Timeouts) -> ClientConfig {
     ClientConfig {
         protocol,
-        connect_timeout: Some(CONNECT_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
+        connect_timeout: Some(timeouts.connect),
+        read_timeout: Some(timeouts.read),
         user_agent: USER_AGENT,
         // layerfs picks platforms itself, from the raw index.
         platform_resolver: None,
@@ -346,94 +467,4 @@ fn spec_reference(source: &Source, key: &str) -> SpecReference {
     } else {
         SpecReference::with_tag(host, repository, key.to_owned())
     }
-}
-
-/// Maps an `oci-client` error to one that names what was fetched and from where.
-fn convert_error(error: OciDistributionError, what: &str, endpoint: &Endpoint) -> Error {
-    let what = what.to_owned();
-    let endpoint = endpoint.clone();
-    match error {
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope_error(envelope, what, endpoint)
-        }
-        OciDistributionError::ImageManifestNotFoundError(_) => Error::NotFound { what, endpoint },
-        OciDistributionError::ServerError { code: 404, .. } => Error::NotFound { what, endpoint },
-        OciDistributionError::ServerError { code, message, .. } => Error::Registry {
-            what,
-            endpoint,
-            message: format!("HTTP {code} {}", first_line(&message)),
-        },
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => Error::Denied {
-            what,
-            endpoint,
-            message: "authentication failed (only anonymous pulls are supported)".to_owned(),
-        },
-        OciDistributionError::RequestError(error) => Error::Unreachable {
-            endpoint,
-            reason: innermost_message(&error),
-        },
-        OciDistributionError::DigestError(error) => Error::Registry {
-            what,
-            endpoint,
-            message: error.to_string(),
-        },
-        other => Error::Registry {
-            what,
-            endpoint,
-            message: other.to_string(),
-        },
-    }
-}
-
-/// Classifies the error codes of a registry's error envelope.
-fn envelope_error(envelope: OciEnvelope, what: String, endpoint: Endpoint) -> Error {
-    let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-    let message = envelope
-        .errors
-        .iter()
-        .map(|e| e.message.clone())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let not_found = codes.iter().any(|code| {
-        matches!(
-            code,
-            OciErrorCode::ManifestUnknown
-                | OciErrorCode::NameUnknown
-                | OciErrorCode::BlobUnknown
-                | OciErrorCode::NotFound
-        )
-    });
-    let denied = codes
-        .iter()
-        .any(|code| matches!(code, OciErrorCode::Unauthorized | OciErrorCode::Denied));
-    if not_found {
-        Error::NotFound { what, endpoint }
-    } else if denied {
-        Error::Denied {
-            what,
-            endpoint,
-            message,
-        }
-    } else {
-        Error::Registry {
-            what,
-            endpoint,
-            message,
-        }
-    }
-}
-
-/// Returns the most specific message in an error's source chain ("Connection refused (os error 111)"
-/// rather than "error sending request for url …").
-fn innermost_message(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    first_line(&current.to_string()).to_owned()
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("").trim()
 }

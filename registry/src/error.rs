@@ -1,4 +1,5 @@
 use std::fmt;
+use std::time::Duration;
 
 use crate::digest::Digest;
 use crate::hosts::Endpoint;
@@ -21,6 +22,23 @@ pub enum Error {
 
     #[error("registry {endpoint} is unreachable: {reason}")]
     Unreachable { endpoint: Endpoint, reason: String },
+
+    #[error(
+        "registry {endpoint} timed out serving {what}: no data for {} s",
+        timeout.as_secs_f64()
+    )]
+    TimedOut {
+        what: String,
+        endpoint: Endpoint,
+        timeout: Duration,
+    },
+
+    #[error("registry {endpoint} broke off the transfer of {what}: {reason}")]
+    Interrupted {
+        what: String,
+        endpoint: Endpoint,
+        reason: String,
+    },
 
     #[error("registry {endpoint} failed to serve {what}: {message}")]
     Registry {

@@ -10,6 +10,7 @@
 //! - [`HostsConfig`]: per-registry mirrors and endpoints, as read from the config file.
 //! - [`Client`]: fetches manifests and blobs, trying mirrors before the registry itself.
 
+mod classify;
 mod client;
 mod digest;
 mod error;
@@ -18,7 +19,7 @@ mod manifest;
 mod platform;
 mod reference;
 
-pub use client::{BlobStream, Client, FetchedManifest, Source};
+pub use client::{BlobStream, Client, FetchedManifest, Source, Timeouts};
 pub use digest::{Digest, DigestParseError, Sha256Writer};
 pub use error::{Error, Result};
 pub use hosts::{Endpoint, HostConfig, HostsConfig};

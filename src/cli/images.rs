@@ -7,7 +7,7 @@ use layerfs::store::{ImageRecord, Store};
 use layerfs_registry::Reference;
 use serde::Serialize;
 
-use super::{Context, Failure};
+use super::{print_line, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -37,9 +37,22 @@ pub fn images(context: &Context, args: ImagesArgs) -> Result<ExitCode, Failure> 
         rows.push(image_row(&context.store, record)?);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        print_line(serde_json::to_string_pretty(&rows)?)?;
     } else {
-        print_table(&rows);
+        print_table(&rows)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what `images` prints for an empty store, for a store root that does not exist.
+pub fn print_empty(command: &super::Command) -> Result<ExitCode, Failure> {
+    let super::Command::Images(args) = command else {
+        unreachable!("only images prints an empty listing");
+    };
+    if args.json {
+        print_line("[]")?;
+    } else {
+        print_table(&[])?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -67,7 +80,7 @@ fn image_row(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageRow> {
     })
 }
 
-fn print_table(rows: &[ImageRow]) {
+fn print_table(rows: &[ImageRow]) -> std::io::Result<()> {
     let now = Utc::now();
     let lines: Vec<[String; 5]> = rows
         .iter()
@@ -96,8 +109,9 @@ fn print_table(rows: &[ImageRow]) {
             .zip(widths)
             .map(|(cell, width)| format!("{cell:<width$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        print_line(cells.join("  ").trim_end())?;
     }
+    Ok(())
 }
 
 /// "3 days ago", from an RFC 3339 time.

@@ -5,7 +5,7 @@ use layerfs::image::ImageConfig;
 use layerfs_registry::Reference;
 use serde_json::json;
 
-use super::{Context, Failure};
+use super::{image, print_line, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -14,7 +14,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(context: &Context, args: InspectArgs) -> Result<ExitCode, Failure> {
-    let record = context.store.image(&args.image)?;
+    let record = image(&context.store, &args.image)?;
     let config = ImageConfig::parse(&context.store.read_blob(&record.config)?, &record.config)?;
     let layers: Vec<_> = record
         .layers
@@ -31,7 +31,8 @@ pub fn inspect(context: &Context, args: InspectArgs) -> Result<ExitCode, Failure
         .collect();
     let output = json!({
         "reference": record.reference,
-        "digest": record.manifest,
+        "digest": record.index.as_ref().unwrap_or(&record.manifest),
+        "manifest": record.manifest,
         "index": record.index,
         "id": record.id(),
         "platform": record.platform.to_string(),
@@ -39,6 +40,6 @@ pub fn inspect(context: &Context, args: InspectArgs) -> Result<ExitCode, Failure
         "config": config.to_json(),
         "layers": layers,
     });
-    println!("{}", serde_json::to_string_pretty(&output)?);
+    print_line(serde_json::to_string_pretty(&output)?)?;
     Ok(ExitCode::SUCCESS)
 }

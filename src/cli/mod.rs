@@ -11,13 +11,15 @@ mod run;
 mod snapshotter;
 mod stats;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use layerfs::config::Config;
-use layerfs::store::Store;
+use layerfs::store::{Error as StoreError, ImageRecord, Store};
+use layerfs_registry::Reference;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -83,6 +85,9 @@ enum Command {
     /// Supervise one container (started by `run`, not by hand).
     #[command(hide = true, name = "container-shim")]
     ContainerShim,
+    /// Serve a FUSE mount (started by `mount --driver fuse`, not by hand).
+    #[command(hide = true, name = "fuse-daemon")]
+    FuseDaemon(mount::FuseDaemonArgs),
 }
 
 /// An error and the exit code it maps to.
@@ -100,21 +105,87 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-pub fn init_logging(debug: bool) {
-    let default = if debug { "debug" } else { "warn" };
+pub fn init_logging(args: &Args) {
+    // The FUSE daemon is a service: it logs its start and stop. fuser warns when its own
+    // unmount at exit finds the file system already unmounted, which is the normal case.
+    let default = match (&args.command, args.debug) {
+        (_, true) => "debug",
+        (Command::FuseDaemon(_), false) => "info,fuser=error",
+        (_, false) => "warn",
+    };
     let filter = EnvFilter::try_from_env("LAYERFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+/// Writes `text` and a newline to stdout, returning an error rather than panicking when the
+/// reader has gone away.
+pub fn print_line(text: impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}")
+}
+
+/// Finds an image by reference, or by image ID: a bare ID parses as an official Docker Hub
+/// name, so `c6348fa86ba0` arrives as `docker.io/library/c6348fa86ba0:latest` and
+/// `sha256:c634…` as `docker.io/library/sha256:c634…`.
+pub fn find_image(store: &Store, reference: &Reference) -> Result<Option<ImageRecord>, StoreError> {
+    if let Some(record) = store.find_image(reference)? {
+        return Ok(Some(record));
+    }
+    if reference.registry() != "docker.io" || reference.digest().is_some() {
+        return Ok(None);
+    }
+    let Some(name) = reference.repository().strip_prefix("library/") else {
+        return Ok(None);
+    };
+    match (name, reference.tag()) {
+        ("sha256", Some(id)) => store.find_image_by_id(id),
+        (id, Some("latest")) => store.find_image_by_id(id),
+        _ => Ok(None),
+    }
+}
+
+/// Like [`find_image`], but an image that is not there is an error.
+pub fn image(store: &Store, reference: &Reference) -> Result<ImageRecord, StoreError> {
+    find_image(store, reference)?.ok_or_else(|| StoreError::ImageNotFound(reference.to_string()))
+}
+
+/// Whether `error` comes from writing to a closed pipe.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
     if let Command::ContainerShim = args.command {
         return Ok(run::container_shim());
     }
-    let context = Context::new(&args)?;
+    if let Command::FuseDaemon(command) = args.command {
+        return mount::fuse_daemon(command);
+    }
+    let context = match args.command {
+        // Commands that only read the store need no config and create no store.
+        Command::Images(_) | Command::Inspect(_) | Command::Umount(_) => {
+            match Store::open_existing(&args.root) {
+                Ok(store) => Context {
+                    store,
+                    config: Config::default(),
+                },
+                Err(StoreError::NoStore(_)) if matches!(args.command, Command::Images(_)) => {
+                    return images::print_empty(&args.command);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        _ => Context::new(&args)?,
+    };
     match args.command {
         Command::Pull(command) => pull::pull(&context, command),
         Command::Images(command) => images::images(&context, command),
@@ -131,7 +202,7 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Resume(command) => containers::resume(&context, command),
         Command::Logs(command) => logs::logs(&context, command),
         Command::Stats(command) => stats::stats(&context, command),
-        Command::ContainerShim => unreachable!("handled above"),
+        Command::ContainerShim | Command::FuseDaemon(_) => unreachable!("handled above"),
     }
 }
 

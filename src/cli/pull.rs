@@ -7,7 +7,7 @@ use layerfs::pull::{Progress, Puller};
 use layerfs::store::ImageRecord;
 use layerfs_registry::{Client, Platform, Reference};
 
-use super::{runtime, Context, Failure};
+use super::{print_line, runtime, Context, Failure};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
@@ -21,11 +21,9 @@ pub struct PullArgs {
 
 pub fn pull(context: &Context, args: PullArgs) -> Result<ExitCode, Failure> {
     let record = pull_image(context, &args.image, args.platform, Progress::for_stderr())?;
-    println!("Pulled {}", record.reference);
-    println!(
-        "Digest: {}",
-        record.index.as_ref().unwrap_or(&record.manifest)
-    );
+    print_line(format_args!("Pulled {}", record.reference))?;
+    let digest = record.index.as_ref().unwrap_or(&record.manifest);
+    print_line(format_args!("Digest: {digest}"))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -39,7 +37,10 @@ pub fn pull_image(
 ) -> anyhow::Result<ImageRecord> {
     let puller = Puller {
         store: context.store.clone(),
-        client: Arc::new(Client::new(context.config.registry.clone())),
+        client: Arc::new(Client::new(
+            context.config.registry.clone(),
+            context.config.network.timeouts(),
+        )),
         platform,
         progress,
     };

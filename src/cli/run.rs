@@ -13,8 +13,9 @@ use layerfs::run::spec::{Network, Overrides};
 use layerfs::run::{self, env_file, Outcome, RunOptions};
 use layerfs_registry::{Platform, Reference};
 
+use super::mount::DriverArg;
 use super::pull::pull_image;
-use super::{Context, Failure};
+use super::{find_image, Context, Failure};
 
 /// Exit code for a failure of layerfs itself rather than of the container, as in Docker.
 const RUN_FAILURE: u8 = 125;
@@ -146,6 +147,11 @@ pub struct RunArgs {
     #[arg(long)]
     stats: bool,
 
+    /// Driver presenting the image as the container's root: the kernel's overlayfs, or layerfs's
+    /// FUSE file system (served by a background process while the container runs).
+    #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
+    driver: DriverArg,
+
     /// Image reference; pulled first if not in the store.
     image: Reference,
 
@@ -176,7 +182,7 @@ pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
-    let image = match context.store.find_image(&args.image)? {
+    let image = match find_image(&context.store, &args.image)? {
         Some(image) => image,
         None => pull_image(
             context,
@@ -233,6 +239,7 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
             .unwrap_or_else(|| defaults.cgroup_parent.clone()),
         cgroup_version: defaults.cgroup_version,
         print_stats: args.stats,
+        driver: args.driver.into(),
     };
     Ok(run::run(&context.store, &image, &options)?)
 }

@@ -11,17 +11,16 @@ mod progress;
 mod stream;
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::stream::{FuturesUnordered, StreamExt};
 use layerfs_registry::{
     select_platform, Client, Descriptor, Digest, ImageManifest, Manifest, Platform, Reference,
     Source,
 };
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
@@ -87,6 +86,13 @@ pub enum Error {
 
     #[error("{what} is larger than {limit} bytes")]
     TooLarge { what: String, limit: u64 },
+
+    #[error("{what} is longer than the {size} bytes its descriptor gives")]
+    Oversized { what: String, size: u64 },
+
+    /// A layer stopped because another one failed. The other failure is what a pull reports.
+    #[error("cancelled because another layer failed")]
+    Cancelled,
 }
 
 /// Manifests and configs are small; a larger one is refused rather than read into memory.
@@ -216,7 +222,12 @@ impl Puller {
         let mut bytes = Vec::with_capacity(descriptor.size as usize);
         while let Some(chunk) = blob.chunks.next().await {
             bytes.extend_from_slice(&chunk?);
-            check_metadata_size(&format!("blob {}", descriptor.digest), bytes.len())?;
+            if bytes.len() as u64 > descriptor.size {
+                return Err(Error::Oversized {
+                    what: format!("blob {}", descriptor.digest),
+                    size: descriptor.size,
+                });
+            }
         }
         let actual = Digest::of(&bytes);
         if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
@@ -251,10 +262,11 @@ impl Puller {
     }
 
     /// Makes every layer present: stages the missing ones concurrently and, once all are
-    /// verified, commits them bottom first. On the first failure the other layers are
-    /// cancelled and waited for, so that no staging entry outlives the pull.
+    /// verified, commits them bottom first. On the first failure, whichever layer it comes
+    /// from, the other layers are cancelled and waited for, so that no staging entry outlives
+    /// the pull.
     async fn fetch_layers(&self, source: &Source, jobs: &[LayerJob]) -> Result<()> {
-        let cancelled = Arc::new(AtomicBool::new(false));
+        let (cancel, cancelled) = watch::channel(false);
         let slots = Arc::new(Semaphore::new(CONCURRENT_LAYERS));
         let tasks: Vec<JoinHandle<Result<Option<Staged>>>> = jobs
             .iter()
@@ -273,13 +285,18 @@ impl Puller {
             })
             .collect();
 
-        let mut staged = Vec::with_capacity(jobs.len());
+        let mut pending: FuturesUnordered<_> = tasks
+            .into_iter()
+            .enumerate()
+            .map(|(index, task)| async move { (index, task.await) })
+            .collect();
+        let mut staged: Vec<Option<Staged>> = jobs.iter().map(|_| None).collect();
         let mut first_error = None;
-        for task in tasks {
-            match task.await.expect("layer tasks do not panic") {
-                Ok(layer) => staged.push(layer),
+        while let Some((index, result)) = pending.next().await {
+            match result.expect("layer tasks do not panic") {
+                Ok(layer) => staged[index] = layer,
                 Err(error) => {
-                    cancelled.store(true, Ordering::Relaxed);
+                    cancel.send_replace(true);
                     first_error.get_or_insert(error);
                 }
             }
@@ -367,7 +384,8 @@ struct LayerContext {
     client: Arc<Client>,
     source: Source,
     slots: Arc<Semaphore>,
-    cancelled: Arc<AtomicBool>,
+    /// Becomes true when another layer failed.
+    cancelled: watch::Receiver<bool>,
     bar: indicatif::ProgressBar,
 }
 
@@ -388,7 +406,7 @@ impl LayerContext {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        if self.cancelled.load(Ordering::Relaxed) {
+        if *self.cancelled.borrow() {
             return Ok(None);
         }
         let result = if self.store.has_blob(&job.descriptor.digest) {
@@ -421,15 +439,23 @@ impl LayerContext {
 
     async fn unpack_remote(&self, job: LayerJob) -> Result<Unpacked> {
         self.bar.set_message("downloading");
-        let mut blob = self
-            .client
-            .fetch_blob(&self.source, &job.descriptor)
-            .await?;
+        let mut cancelled = self.cancelled.clone();
+        let mut blob = tokio::select! {
+            blob = self.client.fetch_blob(&self.source, &job.descriptor) => blob?,
+            _ = cancelled.wait_for(|cancelled| *cancelled) => return Err(Error::Cancelled),
+        };
         let (sender, receiver) = mpsc::channel(stream::CHANNEL_CHUNKS);
         let reader = stream::ChannelReader::new(receiver, self.cancelled.clone());
         let failure = reader.failure();
+        // On cancellation the feeder stops waiting for a registry that may be stalled, and
+        // the reader, finding the channel closed, reports the cancellation.
         let feeder = tokio::spawn(async move {
-            while let Some(chunk) = blob.chunks.next().await {
+            loop {
+                let chunk = tokio::select! {
+                    chunk = blob.chunks.next() => chunk,
+                    _ = cancelled.wait_for(|cancelled| *cancelled) => break,
+                };
+                let Some(chunk) = chunk else { break };
                 let stop = chunk.is_err();
                 if sender.send(chunk).await.is_err() || stop {
                     break;

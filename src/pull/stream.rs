@@ -3,16 +3,16 @@
 //! thread; memory use is a bounded channel of chunks whatever the layer size.
 
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use indicatif::ProgressBar;
 use layerfs_registry::{Compression, Sha256Writer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Error, LayerJob, Result};
-use crate::store::{StagedBlob, StagedLayer, Store};
+use crate::fs_error::FsError;
+use crate::store::{self, StagedBlob, StagedLayer, Store};
 use crate::unpack::{self, Summary};
 
 /// Chunks in flight between the network task and the unpacking thread.
@@ -24,13 +24,13 @@ pub struct ChannelReader {
     receiver: mpsc::Receiver<Result<Bytes, layerfs_registry::Error>>,
     current: Bytes,
     failure: Arc<Mutex<Option<layerfs_registry::Error>>>,
-    cancelled: Arc<AtomicBool>,
+    cancelled: watch::Receiver<bool>,
 }
 
 impl ChannelReader {
     pub fn new(
         receiver: mpsc::Receiver<Result<Bytes, layerfs_registry::Error>>,
-        cancelled: Arc<AtomicBool>,
+        cancelled: watch::Receiver<bool>,
     ) -> ChannelReader {
         ChannelReader {
             receiver,
@@ -48,10 +48,12 @@ impl ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
-            if self.cancelled.load(Ordering::Relaxed) {
-                return Err(io::Error::other("cancelled because another layer failed"));
+            if *self.cancelled.borrow() {
+                return Err(io::Error::other(Error::Cancelled));
             }
             match self.receiver.blocking_recv() {
+                // The feeder also closes the channel when the pull is cancelled.
+                None if *self.cancelled.borrow() => return Err(io::Error::other(Error::Cancelled)),
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.current = chunk,
                 Some(Err(error)) => {
@@ -76,6 +78,9 @@ struct CompressedTee<'a, R> {
     inner: R,
     hasher: Sha256Writer,
     blob: Option<&'a mut StagedBlob>,
+    /// The error that made writing the blob fail. The decoder and the tar reader only pass on
+    /// its message, so the error with its path is kept here.
+    write_failure: Option<FsError>,
     limit: u64,
     bar: &'a ProgressBar,
 }
@@ -96,7 +101,11 @@ impl<R: Read> Read for CompressedTee<'_, R> {
         let bytes = &buffer[..count];
         self.hasher.update(bytes);
         if let Some(blob) = self.blob.as_mut() {
-            io::Write::write_all(blob, bytes)?;
+            if let Err(error) = io::Write::write_all(blob, bytes) {
+                let message = error.to_string();
+                self.write_failure = Some(FsError::new("writing blob", blob.path(), error));
+                return Err(io::Error::other(message));
+            }
         }
         self.bar.inc(count as u64);
         Ok(count)
@@ -144,6 +153,7 @@ pub fn unpack_layer(
         inner: input,
         hasher: Sha256Writer::new(),
         blob: blob.as_mut(),
+        write_failure: None,
         limit: job.descriptor.size,
         bar,
     };
@@ -153,10 +163,17 @@ pub fn unpack_layer(
     // covers the whole blob, and so that a corrupt blob is reported as a digest mismatch
     // rather than as whatever the decoder made of it.
     let drained = io::copy(&mut tee, &mut io::sink());
+    if let Some(error) = tee.write_failure.take() {
+        // A local failure such as a full disk explains whatever the rest of the pipeline reported.
+        return Err(store::Error::from(error).into());
+    }
     let (digest, size) = tee.hasher.clone().finish();
     if let Err(error) = &drained {
         if error.get_ref().is_some_and(|inner| inner.is::<Oversized>()) {
-            return Err(job.size_mismatch(size + 1));
+            return Err(Error::Oversized {
+                what: job.what(),
+                size,
+            });
         }
     }
     let verified = job.verify_blob(&digest, size);

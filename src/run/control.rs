@@ -14,6 +14,9 @@ use super::state::{Container, Phase, Status};
 use super::{Error, Result, SysContext};
 use crate::unpack::remove_tree;
 
+/// The FUSE daemon's config in the container's directory, there only with the FUSE driver.
+const FUSE_CONFIG: &str = "fuse.json";
+
 /// How long `stop` and `rm -f` wait for the shim to record the exit once PID 1 is gone.
 const SHIM_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -91,6 +94,13 @@ pub fn remove(container: &Container, force: bool) -> Result<()> {
     if let Some(cgroup) = &container.state.cgroup {
         if let Err(error) = cgroup.remove() {
             warn!("removing the container's cgroup: {error}");
+        }
+    }
+    // A FUSE daemon that a killed shim left serving the mount point.
+    if container.dir.join(FUSE_CONFIG).exists() {
+        let mount_point = container.dir.join("rootfs");
+        if let Err(error) = crate::mount::stop_fuse_daemon(&container.dir, &mount_point) {
+            warn!("stopping the container's FUSE daemon: {error}");
         }
     }
     remove_tree(&container.dir)?;

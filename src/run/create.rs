@@ -21,17 +21,18 @@ use super::rlimits::{self, Ulimit};
 use super::rootfs::volumes::{Tmpfs, Volume};
 use super::shim::{CONSOLE_FD_ENV, NOTIFY_FD_ENV};
 use super::spec::{
-    get_env, resolve_process, set_env, CgroupSpec, InitSpec, Network, Overrides, ShimSpec,
-    SHIM_SPEC_ENV,
+    get_env, resolve_process, set_env, CgroupSpec, InitSpec, Network, Overrides, RootfsSource,
+    ShimSpec, SHIM_SPEC_ENV,
 };
 use super::state::{self, Container, LOG_FILE};
 use super::userns::IdMap;
 use super::{binary, signals, Error, Result, SysContext};
 use crate::fs_error::FsContext;
 use crate::image::ImageConfig;
-use crate::mount::{image_overlay, UpperDirs};
+use crate::mount::{self, image_overlay, Driver, UpperDirs};
 use crate::store::{random_id, ImageRecord, Store};
 use crate::unpack::remove_tree;
+use layerfs_fuse::Layers;
 
 /// The request `layerfs run` makes.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +62,8 @@ pub struct RunOptions {
     pub cgroup_parent: PathBuf,
     pub cgroup_version: Preference,
     pub print_stats: bool,
+    /// The driver presenting the image as the container's root.
+    pub driver: Driver,
 }
 
 /// The end of a `run`.
@@ -95,7 +98,16 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
     let cgroup_relative = cgroup_path(&options.cgroup_parent, &id)?;
 
     let dir = store.containers_dir().join(&id);
-    let overlay = image_overlay(store, image, Some(upper_dirs(&dir)))?;
+    let (rootfs, fuse_layers) = match options.driver {
+        Driver::Overlay => {
+            let overlay = image_overlay(store, image, Some(upper_dirs(&dir)))?;
+            (RootfsSource::Overlay(overlay), None)
+        }
+        Driver::Fuse | Driver::FusePassthrough => {
+            let layers = mount::fuse_layers(store, image, Some(upper_dirs(&dir)))?;
+            (RootfsSource::Fuse, Some(layers))
+        }
+    };
     let container = state::create(
         store,
         &id,
@@ -106,7 +118,7 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
     let spec = ShimSpec {
         id: id.clone(),
         dir: dir.clone(),
-        overlay,
+        rootfs,
         cgroup: CgroupSpec {
             version,
             relative: cgroup_relative,
@@ -133,10 +145,15 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
     };
     // Until the shim runs, a failure leaves nothing behind. After that the shim owns the
     // directory and records a failure there, as Docker keeps a container that did not start.
-    let shim = prepare_dirs(&container, userns.as_ref()).and_then(|()| spawn_shim(&spec, options));
+    let shim = prepare_dirs(&container, userns.as_ref())
+        .and_then(|()| start_fuse_daemon(&dir, fuse_layers.as_ref(), options.driver))
+        .and_then(|()| spawn_shim(&spec, options));
     match shim {
         Ok(shim) => shim.wait(&spec.id, options),
         Err(error) => {
+            if fuse_layers.is_some() {
+                let _ = mount::stop_fuse_daemon(&dir, &dir.join("rootfs"));
+            }
             let _ = remove_tree(&dir);
             Err(error)
         }
@@ -185,6 +202,17 @@ fn prepare_dirs(container: &Container, userns: Option<&IdMap>) -> Result<()> {
             Gid::from_raw(map.host_gid(0)),
         );
         chown(&upper, Some(uid), Some(gid)).at("changing the owner of", &upper)?;
+    }
+    Ok(())
+}
+
+/// Starts the FUSE driver's daemon on the container's mount point, in the host's namespaces,
+/// because the daemon must not become a process of the container. The daemon outlives `run`,
+/// and the shim stops it once the container has exited. NOTE: if the shim is killed, the
+/// daemon keeps serving the mount point until `layerfs rm` or `umount` of it.
+fn start_fuse_daemon(dir: &Path, layers: Option<&Layers>, driver: Driver) -> Result<()> {
+    if let Some(layers) = layers {
+        mount::start_fuse_daemon(dir, &dir.join("rootfs"), layers, driver.fuse_open())?;
     }
     Ok(())
 }

@@ -29,6 +29,15 @@ pub fn exec(process: &Process) -> Error {
         Ok(program) => program,
         Err(_) => return Error::InvalidString(path.display().to_string()),
     };
+    reset_signals();
+    // Descriptors the caller of `layerfs run` left open (a directory, a pipe) would give the
+    // container a way out of its root; only stdin, stdout and stderr pass.
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets flags on descriptors.
+    let marked =
+        unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
+    if marked != 0 {
+        return Error::Spawn(std::io::Error::last_os_error());
+    }
     let errno = match execve(&program, &args, &env) {
         Err(errno) => errno,
         Ok(never) => match never {},
@@ -40,6 +49,22 @@ pub fn exec(process: &Process) -> Error {
             reason: errno.desc().to_owned(),
         },
     }
+}
+
+/// Gives every signal its default action and unblocks them all. An ignored signal stays
+/// ignored across execve(2), and the Rust runtime ignores SIGPIPE (so would whatever started
+/// `layerfs`); the command must start as it would from a fresh shell.
+fn reset_signals() {
+    for number in 1..=libc::SIGRTMAX() {
+        // SAFETY: installing SIG_DFL registers no handler. The call fails harmlessly for
+        // SIGKILL, SIGSTOP and the real-time signals glibc reserves for itself.
+        unsafe { libc::signal(number, libc::SIG_DFL) };
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
 }
 
 /// Finds the program to execute. A name with a slash is used as it is, and other names are

@@ -146,20 +146,5 @@ pub fn become_user(identity: &User, keep: CapabilitySet) -> Result<(), Error> {
     setuid(Uid::from_raw(identity.uid)).sys("setting the user ID")?;
     capabilities::restrict(keep).sys("setting capabilities")?;
     rustix::thread::set_no_new_privs(true).sys("setting no_new_privs")?;
-    mark_descriptors_close_on_exec();
     Ok(())
-}
-
-/// Makes sure no descriptor but stdin, stdout and stderr reaches the command, whatever a
-/// library may have opened without O_CLOEXEC.
-fn mark_descriptors_close_on_exec() {
-    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-        )
-    };
 }

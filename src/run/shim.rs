@@ -19,9 +19,10 @@ use tracing::warn;
 use super::cgroups::human_bytes;
 use super::process_id::ProcessId;
 use super::spawn::{self, Running};
-use super::spec::{ShimSpec, SHIM_SPEC_ENV};
+use super::spec::{RootfsSource, ShimSpec, SHIM_SPEC_ENV};
 use super::state::{now, Container, Phase};
 use super::{signals, Error};
+use crate::mount;
 use crate::unpack::remove_tree;
 
 /// The descriptor `run -d` reads the start report from, by number: one line, `ok` or the
@@ -200,8 +201,14 @@ fn finish(spec: &ShimSpec, container: &Container) {
     cleanup(spec);
 }
 
-/// Removes the work directory and the mount point; with `--rm`, everything.
+/// Stops the FUSE daemon, if the container has one, and removes the work directory and the
+/// mount point; with `--rm`, everything.
 fn cleanup(spec: &ShimSpec) {
+    if let RootfsSource::Fuse = spec.rootfs {
+        if let Err(error) = mount::stop_fuse_daemon(&spec.dir, &spec.dir.join("rootfs")) {
+            warn!("stopping the container's FUSE daemon: {error}");
+        }
+    }
     let result = if spec.remove {
         remove_tree(&spec.dir)
     } else {

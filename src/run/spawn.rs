@@ -86,7 +86,7 @@ fn spawn(
         .transpose()?;
     let mounts = PreparedMounts::prepare(
         &spec.init,
-        &spec.overlay,
+        &spec.rootfs,
         &spec.dir.join("rootfs"),
         userns.as_ref(),
         spec.remove,

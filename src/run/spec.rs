@@ -28,7 +28,7 @@ pub struct ShimSpec {
     pub id: String,
     /// `containers/<id>/` in the store.
     pub dir: PathBuf,
-    pub overlay: Overlay,
+    pub rootfs: RootfsSource,
     pub cgroup: CgroupSpec,
     /// Set with `--userns`: the host range the container's IDs map to.
     pub userns: Option<IdMap>,
@@ -39,6 +39,17 @@ pub struct ShimSpec {
     /// Print the cgroup's figures when the container exits.
     pub print_stats: bool,
     pub init: InitSpec,
+}
+
+/// What the container's root file system is made of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsSource {
+    /// Kernel overlayfs over these directories, mounted by the shim.
+    Overlay(Overlay),
+    /// layerfs's FUSE file system, which a daemon started by `run` serves on
+    /// `containers/<id>/rootfs` until the shim stops it.
+    Fuse,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

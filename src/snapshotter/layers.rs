@@ -19,7 +19,9 @@ use crate::store::{random_id, ChainId, LayerRecord, LockKind, Store};
 
 /// Moves the tree `fs` of a committed snapshot into the store as layer `chain_id`, unless the
 /// store has that layer already; then `fs` is discarded, because equal chain IDs mean equal
-/// trees. Returns whether this call added the layer.
+/// trees. Either way `fs` then links to the store layer, created while the layer's lock is
+/// held so that a concurrent garbage collection sees the link. Returns whether this call
+/// added the layer.
 pub fn move_into_store(
     store: &Store,
     fs: &Path,
@@ -31,6 +33,7 @@ pub fn move_into_store(
     if store.has_layer(chain_id) {
         debug!(%chain_id, "layer already in the store; discarding the committed copy");
         crate::unpack::remove_tree(fs)?;
+        link_layer(fs, chain_id)?;
         return Ok(false);
     }
 
@@ -48,6 +51,7 @@ pub fn move_into_store(
         unpacked_size: usage.file_bytes,
     };
     staged.commit(&record)?;
+    link_layer(fs, chain_id)?;
     debug!(%chain_id, "moved committed snapshot into the store");
     Ok(true)
 }

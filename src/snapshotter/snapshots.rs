@@ -36,6 +36,7 @@ use super::mounts::{snapshot_mounts, Layout};
 use super::usage::{disk_usage, Usage};
 use super::{Error, Kind, Mount, MountDriver, Result, SnapshotInfo, REFERENCE_LABEL};
 use crate::fs_error::FsContext;
+use crate::store::LockKind;
 use crate::store::{ChainId, Store, StoreLock};
 use crate::unpack::remove_tree;
 
@@ -159,6 +160,9 @@ impl Snapshotter {
                 return Ok(Some(name));
             }
         }
+        // Held until the snapshot links to the layer, so that a garbage collection of the
+        // store either runs first (and the layer is missing here) or sees the link.
+        let _lock = self.store.lock(LockKind::Layer, shared.chain_id.digest())?;
         if !self.store.has_layer(shared.chain_id) {
             return Ok(None);
         }
@@ -259,7 +263,6 @@ impl Snapshotter {
         )? {
             txn.own_layer(&chain_id)?;
         }
-        link_layer(&fs_dir, &chain_id)?;
         Ok(Some(chain_id))
     }
 

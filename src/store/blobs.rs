@@ -2,7 +2,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use layerfs_registry::{Digest, Sha256Writer};
 
@@ -67,6 +67,11 @@ pub struct StagedBlob {
 }
 
 impl StagedBlob {
+    /// The temp file under `tmp/`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.hasher.len()

@@ -61,13 +61,41 @@ impl Store {
         Ok(())
     }
 
+    /// Finds the image `reference` names: the record pulled under exactly that reference, or
+    /// else one of the same repository that matches it. A reference with a digest matches a
+    /// record whose manifest or index has that digest, and `NAME:TAG` matches a record pulled
+    /// as `NAME:TAG@DIGEST`.
     pub fn find_image(&self, reference: &Reference) -> Result<Option<ImageRecord>> {
         let path = self.image_path(&reference.to_string());
         match fs::read(&path) {
-            Ok(bytes) => parse_record(&path, &bytes).map(Some),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(FsError::new("reading image record", &path, error).into()),
+            Ok(bytes) => return parse_record(&path, &bytes).map(Some),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(FsError::new("reading image record", &path, error).into()),
         }
+        let records = self.list_images()?;
+        Ok(records
+            .into_iter()
+            .find(|record| matches_record(reference, record)))
+    }
+
+    /// Finds the image whose ID (config digest) starts with `prefix`, written with or without
+    /// `sha256:`. The prefix must have at least 4 hex digits and match exactly one ID.
+    pub fn find_image_by_id(&self, prefix: &str) -> Result<Option<ImageRecord>> {
+        let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
+        let is_hex = hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if hex.len() < 4 || !is_hex {
+            return Ok(None);
+        }
+        let mut matches = self
+            .list_images()?
+            .into_iter()
+            .filter(|record| record.config.hex().starts_with(hex));
+        let first = matches.next();
+        let ambiguous =
+            matches.any(|other| Some(&other.config) != first.as_ref().map(|f| &f.config));
+        Ok(if ambiguous { None } else { first })
     }
 
     pub fn image(&self, reference: &Reference) -> Result<ImageRecord> {
@@ -89,6 +117,20 @@ impl Store {
         }
         records.sort_by(|a, b| a.reference.cmp(&b.reference));
         Ok(records)
+    }
+}
+
+fn matches_record(reference: &Reference, record: &ImageRecord) -> bool {
+    let Ok(pulled) = record.reference.parse::<Reference>() else {
+        return false;
+    };
+    if pulled.name() != reference.name() {
+        return false;
+    }
+    match (reference.digest(), reference.tag()) {
+        (Some(digest), _) => record.manifest == *digest || record.index.as_ref() == Some(digest),
+        (None, Some(tag)) => pulled.tag() == Some(tag),
+        (None, None) => false,
     }
 }
 
@@ -116,6 +158,109 @@ fn escape_file_name(reference: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(
+        reference: &str,
+        manifest: &[u8],
+        index: Option<&[u8]>,
+        config: &[u8],
+    ) -> ImageRecord {
+        ImageRecord {
+            reference: reference.to_owned(),
+            manifest: Digest::of(manifest),
+            index: index.map(Digest::of),
+            platform: Platform::host(),
+            config: Digest::of(config),
+            layers: Vec::new(),
+            pulled_at: 0,
+        }
+    }
+
+    fn reference(text: &str) -> Reference {
+        text.parse().unwrap()
+    }
+
+    fn store_with_records() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let records = [
+            record(
+                "docker.io/library/busybox:latest",
+                b"m1",
+                Some(b"i1"),
+                b"c1",
+            ),
+            record("docker.io/library/alpine:3.20", b"m2", None, b"c2"),
+            record(
+                &format!("docker.io/library/alpine:3.19@{}", Digest::of(b"m3")),
+                b"m3",
+                None,
+                b"c3",
+            ),
+            record("docker.io/library/other:1", b"m4", None, b"c1"),
+        ];
+        for record in &records {
+            store.save_image(record).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn found(store: &Store, text: &str) -> Option<String> {
+        store
+            .find_image(&reference(text))
+            .unwrap()
+            .map(|r| r.reference)
+    }
+
+    #[test]
+    fn find_image_by_reference_table() {
+        let (_dir, store) = store_with_records();
+        let index = Digest::of(b"i1");
+        let manifest = Digest::of(b"m1");
+        let m3 = Digest::of(b"m3");
+        let cases: Vec<(String, Option<String>)> = vec![
+            (
+                "busybox".into(),
+                Some("docker.io/library/busybox:latest".into()),
+            ),
+            (
+                format!("busybox@{index}"),
+                Some("docker.io/library/busybox:latest".into()),
+            ),
+            (
+                format!("busybox@{manifest}"),
+                Some("docker.io/library/busybox:latest".into()),
+            ),
+            (format!("alpine@{manifest}"), None),
+            (
+                "alpine:3.19".into(),
+                Some(format!("docker.io/library/alpine:3.19@{m3}")),
+            ),
+            (
+                format!("alpine@{m3}"),
+                Some(format!("docker.io/library/alpine:3.19@{m3}")),
+            ),
+            ("alpine:3.18".into(), None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(found(&store, &input), expected, "input {input}");
+        }
+    }
+
+    #[test]
+    fn find_image_by_id_prefix() {
+        let (_dir, store) = store_with_records();
+        let c2 = Digest::of(b"c2");
+        let by_short = store.find_image_by_id(c2.short()).unwrap();
+        assert_eq!(by_short.unwrap().reference, "docker.io/library/alpine:3.20");
+        let by_full = store.find_image_by_id(&c2.to_string()).unwrap();
+        assert_eq!(by_full.unwrap().reference, "docker.io/library/alpine:3.20");
+        // Two references to one image (same config) are not ambiguous.
+        let c1 = Digest::of(b"c1");
+        assert!(store.find_image_by_id(c1.short()).unwrap().is_some());
+        assert!(store.find_image_by_id("abc").unwrap().is_none());
+        assert!(store.find_image_by_id("not-hex").unwrap().is_none());
+    }
 
     #[test]
     fn escape_reference_table() {

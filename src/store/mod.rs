@@ -65,6 +65,9 @@ pub enum Error {
     #[error("{what} in the store is corrupt: {reason}")]
     Corrupt { what: String, reason: String },
 
+    #[error("no layerfs store at {0}: nothing has been pulled there yet")]
+    NoStore(PathBuf),
+
     #[error("image {0} is not in the store; pull it first with `layerfs pull`")]
     ImageNotFound(String),
 
@@ -106,6 +109,15 @@ impl Store {
         for subdir in SUBDIRS {
             let path = root.join(subdir);
             fs::create_dir_all(&path).at("creating store directory", &path)?;
+        }
+        let root = root.canonicalize().at("resolving store root", root)?;
+        Ok(Store { root })
+    }
+
+    /// Opens the store at `root` without creating anything.
+    pub fn open_existing(root: &Path) -> Result<Store> {
+        if !root.join("images").is_dir() {
+            return Err(Error::NoStore(root.to_path_buf()));
         }
         let root = root.canonicalize().at("resolving store root", root)?;
         Ok(Store { root })

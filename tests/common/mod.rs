@@ -3,13 +3,16 @@
 //!
 //! The registry comes from `fixtures/registry start DIR`, which prints
 //! `LAYERFS_TEST_REGISTRY=127.0.0.1:PORT`; `fixtures/test` starts it and runs the suite.
+//! `fake_registry` is a misbehaving registry for fault tests.
 
 #![allow(dead_code)]
 
 pub mod containerd;
 pub mod containers;
+pub mod fake_registry;
 pub mod grpc;
 pub mod image;
+pub mod overlay;
 pub mod registry;
 pub mod tree;
 
@@ -23,6 +26,15 @@ pub fn registry() -> String {
     std::env::var("LAYERFS_TEST_REGISTRY").expect(
         "LAYERFS_TEST_REGISTRY is not set: run the suite with fixtures/test, or start a \
          registry with `fixtures/registry start DIR` and export the line it prints",
+    )
+}
+
+/// `host:port` of the fixture registry that requires bearer tokens, from
+/// `fixtures/registry start-token DIR`. It serves the same images as [`registry`].
+pub fn token_registry() -> String {
+    std::env::var("LAYERFS_TEST_TOKEN_REGISTRY").expect(
+        "LAYERFS_TEST_TOKEN_REGISTRY is not set: run the suite with fixtures/test, or start a \
+         registry with `fixtures/registry start-token DIR` and export the line it prints",
     )
 }
 
@@ -59,6 +71,8 @@ impl Env {
             "[registry.\"docker.io\"]\nmirrors = [\"http://{registry}\"]\nserver = \"http://{registry}\"\n"
         );
         std::fs::write(&config, text).unwrap();
+        // Start from an empty store, so that "the store is unchanged" has a baseline.
+        layerfs::store::Store::open(&root).unwrap();
         Env { dir, root, config }
     }
 

@@ -1,5 +1,6 @@
 //! Snapshots of directory trees, compared entry by entry: type, mode, owner, size, content,
-//! symlink target, device number, and extended attributes.
+//! symlink target, device number, extended attributes, and optionally link counts and inode
+//! numbers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -22,6 +23,8 @@ pub struct Entry {
     pub rdev: u64,
     pub mtime: i64,
     pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub nlink: u64,
+    pub ino: u64,
 }
 
 /// Options for [`snapshot`].
@@ -31,6 +34,12 @@ pub struct Compare {
     pub mtime: bool,
     /// Compare extended attributes other than `trusted.overlay.*`.
     pub xattrs: bool,
+    /// Also compare `trusted.overlay.opaque`, for upper directories.
+    pub opaque: bool,
+    /// Compare link counts.
+    pub nlink: bool,
+    /// Compare inode numbers.
+    pub ino: bool,
 }
 
 /// Every entry below `root` (not `root` itself), keyed by its path relative to `root`.
@@ -105,10 +114,12 @@ impl Walker<'_> {
                 rdev: meta.rdev(),
                 mtime: if self.compare.mtime { meta.mtime() } else { 0 },
                 xattrs: if self.compare.xattrs {
-                    xattrs(&path)
+                    xattrs(&path, self.compare.opaque)
                 } else {
                     BTreeMap::new()
                 },
+                nlink: if self.compare.nlink { meta.nlink() } else { 0 },
+                ino: if self.compare.ino { meta.ino() } else { 0 },
             };
             self.entries.insert(relative, entry);
             if file_type.is_dir() {
@@ -118,14 +129,15 @@ impl Walker<'_> {
     }
 }
 
-fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
+fn xattrs(path: &Path, opaque: bool) -> BTreeMap<String, Vec<u8>> {
     let mut values = BTreeMap::new();
     let Ok(names) = xattr::list(path) else {
         return values;
     };
     for name in names {
         let name = name.to_string_lossy().into_owned();
-        if name.starts_with("trusted.overlay.") {
+        let kept = opaque && name == "trusted.overlay.opaque";
+        if name.starts_with("trusted.overlay.") && !kept {
             continue;
         }
         if let Ok(Some(value)) = xattr::get(path, &name) {
@@ -133,6 +145,24 @@ fn xattrs(path: &Path) -> BTreeMap<String, Vec<u8>> {
         }
     }
     values
+}
+
+/// The sets of paths below `root` that share an inode (hardlinks), each sorted, in order.
+pub fn hardlink_groups(root: &Path) -> Vec<Vec<String>> {
+    let entries = snapshot(
+        root,
+        Compare {
+            ino: true,
+            ..Compare::default()
+        },
+    );
+    let mut groups: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for (path, entry) in entries.into_iter().filter(|(_, e)| e.kind != "dir") {
+        groups.entry(entry.ino).or_default().push(path);
+    }
+    let mut groups: Vec<Vec<String>> = groups.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort();
+    groups
 }
 
 /// Lines describing each difference between two snapshots; empty when they are equal.

@@ -1,10 +1,11 @@
 //! The container's root file system: the image's layers and the container's writable layer
-//! as one kernel overlayfs mount, created detached by the shim.
+//! as one detached mount, made by the shim.
 //!
 //! This is the single place that decides what the root file system is made of. Everything
 //! after it (PID 1 attaching the mount and building `/proc`, `/dev` and the rest on top)
-//! only needs a detached mount. So another storage driver, such as a FUSE file system, plugs
-//! in by returning its own mount here, for example `open_tree(2)` of its mount point.
+//! only needs a detached mount. With kernel overlayfs the shim creates the overlay here.
+//! With the FUSE driver, a daemon `run` started already serves the merged view on the
+//! mount point, and the shim clones that mount.
 //!
 //! The mount is made with the shim's credentials, those of root on the host. overlayfs uses
 //! the mounter's credentials for its own access to the layers, so it reads the
@@ -27,6 +28,7 @@ use rustix::mount::{
 use tracing::{debug, warn};
 
 use super::super::mount_api::{attr_flags, clone_tree, mount_setattr, MountAttr};
+use super::super::spec::RootfsSource;
 use super::super::userns::UserNamespace;
 use crate::fs_error::FsError;
 use crate::mount::Overlay;
@@ -40,10 +42,15 @@ use crate::mount::Overlay;
 /// at exit (`--rm`) has no use for that durability, so its overlay is volatile. As a cost,
 /// fsync(2) in such a container does not make data durable.
 pub fn mount_rootfs(
-    overlay: &Overlay,
+    source: &RootfsSource,
+    mount_point: &Path,
     userns: Option<&UserNamespace>,
     volatile: bool,
 ) -> Result<OwnedFd, FsError> {
+    let overlay = match source {
+        RootfsSource::Overlay(overlay) => overlay,
+        RootfsSource::Fuse => return clone_fuse_mount(mount_point, userns),
+    };
     let upper = overlay
         .upper
         .as_ref()
@@ -79,6 +86,18 @@ pub fn mount_rootfs(
         MountAttrFlags::MOUNT_ATTR_NODEV,
     )
     .map_err(|errno| fail("mounting the overlay on", errno))
+}
+
+/// Clones the FUSE daemon's mount. NOTE: the clone is not idmapped: in a user namespace the
+/// image's files show as owned by nobody (65534), as with the fallback for overlayfs.
+fn clone_fuse_mount(
+    mount_point: &Path,
+    userns: Option<&UserNamespace>,
+) -> Result<OwnedFd, FsError> {
+    if userns.is_some() {
+        warn!("the FUSE driver's mount is not idmapped; the image's files will show as owned by nobody inside the user namespace");
+    }
+    clone_tree(mount_point, false).map_err(|error| FsError::new("cloning", mount_point, error))
 }
 
 /// Adds the lower layers one by one (`lowerdir+`, Linux 6.8), or as one `lowerdir` list on

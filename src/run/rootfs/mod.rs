@@ -22,11 +22,10 @@ use rustix::mount::MountAttrFlags;
 
 use super::console;
 use super::mount_api::{attach, attr_flags, clone_tree, mount_setattr, MountAttr};
-use super::spec::{InitSpec, Network};
+use super::spec::{InitSpec, Network, RootfsSource};
 use super::userns::UserNamespace;
 use super::Error;
 use crate::fs_error::{FsContext, FsError};
-use crate::mount::Overlay;
 use kernel_fs::CgroupFs;
 use volumes::VolumeSource;
 
@@ -49,12 +48,12 @@ impl PreparedMounts {
     /// Makes every detached mount the container needs. Runs in the shim, as host root.
     pub fn prepare(
         spec: &InitSpec,
-        overlay: &Overlay,
+        source: &RootfsSource,
         mount_point: &Path,
         userns: Option<&UserNamespace>,
         volatile: bool,
     ) -> Result<PreparedMounts, Error> {
-        let rootfs = image::mount_rootfs(overlay, userns, volatile)?;
+        let rootfs = image::mount_rootfs(source, mount_point, userns, volatile)?;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let mount_point = rfs::open(mount_point, flags, Mode::empty())
             .map_err(|errno| FsError::new("opening", mount_point, errno.into()))?;
