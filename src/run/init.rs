@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::prctl;
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{setgid, setgroups, sethostname, setuid, Gid, Uid};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -55,6 +55,10 @@ fn start(
     fds: InitFds,
     errors: &OwnedFd,
 ) -> Result<Infallible, Error> {
+    // The shim holds signals pending for itself; the container starts with none blocked.
+    SigSet::empty()
+        .thread_set_mask()
+        .sys("clearing the signal mask")?;
     wait_for_adoption(&fds.adopted)?;
     umask(Mode::from_bits_truncate(0o022));
     let mut namespaces =

@@ -1,17 +1,20 @@
 //! Starting a container, in the shim: its cgroup, its user namespace, its detached mounts,
 //! and then PID 1.
 //!
-//! A process does not enter the PID namespace it unshares; its children do. So a helper is
-//! forked first: it joins the user namespace (so that the PID namespace, and every namespace
-//! PID 1 creates, is owned by it), unshares the PID namespace, forks PID 1, reports PID 1's
-//! host PID and exits. The shim is a child subreaper (PR_SET_CHILD_SUBREAPER), so PID 1
-//! becomes its child. The shim then moves PID 1 into the container's cgroup. The shim's own
-//! namespaces stay the host's, so it can clean up after the container.
+//! A process does not enter the PID namespace it unshares; its children do. So the shim
+//! unshares the PID namespace and forks PID 1. With `--userns`, the PID namespace and every
+//! namespace PID 1 creates must be owned by the user namespace, and joining it is for good,
+//! so a helper is forked first: it joins the user namespace, unshares the PID namespace,
+//! forks PID 1, reports PID 1's host PID and exits. The shim is a child subreaper
+//! (PR_SET_CHILD_SUBREAPER), so PID 1 then becomes its child. Either way the shim moves PID
+//! 1 into the container's cgroup, and keeps the host's other namespaces, so that it can
+//! clean up after the container.
 //!
 //! ```text
-//! shim ──fork──▶ helper ──fork──▶ PID 1 ──exec──▶ command
-//!   ▲                 exits         │
-//!   └───── adopts ──────────────────┘
+//! shim ──fork──────────────────▶ PID 1 ──exec──▶ command
+//! shim ──fork──▶ helper ──fork──▶ PID 1           (--userns)
+//!   ▲             exits            │
+//!   └────────── adopts ────────────┘
 //! ```
 
 use std::io::Read;
@@ -20,7 +23,6 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::SigSet;
 use nix::sys::wait::waitpid;
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 use tracing::debug;
@@ -92,40 +94,32 @@ fn spawn(
         spec.remove,
     )?;
     let cgroup_fs = cgroup_fs(cgroup, hierarchies);
-    let (pid_read, pid_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
     let (adopted_read, adopted_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
     let (errors_read, errors_write) = pipe2(OFlag::O_CLOEXEC).sys("creating a pipe")?;
-
-    // SAFETY: the shim is single-threaded: it never starts threads or an async runtime.
-    let helper = match unsafe { fork() }.sys("forking the container's helper")? {
-        ForkResult::Child => {
-            drop((pid_read, adopted_write, errors_read));
-            let fds = InitFds {
-                mounts,
-                console,
-                adopted: adopted_read,
-            };
-            let userns = userns.as_ref();
-            run_helper(spec, &cgroup_fs, userns, fds, errors_write, pid_write)
-        }
-        ForkResult::Parent { child } => child,
-    };
-    drop((
+    let fds = InitFds {
         mounts,
         console,
-        pid_write,
-        adopted_read,
-        errors_write,
-        userns,
-    ));
-    let _ = waitpid(helper, None);
-
-    let Some(pid) = read_pid(pid_read) else {
-        return Err(failure::receive(errors_read).unwrap_or(Error::HelperFailed));
+        adopted: adopted_read,
+    };
+    let pid = match userns {
+        None => fork_init_directly(spec, &cgroup_fs, fds, errors_write, &adopted_write)?,
+        Some(userns) => {
+            let pid = fork_init_through_helper(
+                spec,
+                &cgroup_fs,
+                &userns,
+                fds,
+                errors_write,
+                &adopted_write,
+            );
+            match pid {
+                Some(pid) => pid,
+                None => return Err(failure::receive(errors_read).unwrap_or(Error::HelperFailed)),
+            }
+        }
     };
     let init = ProcessId::of(pid).sys("reading the container's PID 1")?;
     debug!(pid, "started the container's PID 1");
-    rustix::io::write(&adopted_write, &[ADOPTED]).sys("signalling PID 1")?;
     // Moving a process between v1 cgroups waits for an RCU grace period (about 10 ms here),
     // so PID 1 builds its mounts meanwhile, and waits for this byte only before it unshares
     // its cgroup namespace. It forks nothing and executes nothing before.
@@ -143,17 +137,71 @@ fn spawn(
     Ok((init, adopted_write))
 }
 
-/// The helper: joins the user namespace, unshares the PID namespace and forks PID 1. Never
-/// returns.
+/// Forks PID 1 as the shim's own child, when there is no user namespace to join first. The
+/// shim's later children would join the new PID namespace too, but it forks no other.
+fn fork_init_directly(
+    spec: &ShimSpec,
+    cgroup_fs: &CgroupFs,
+    fds: InitFds,
+    errors: OwnedFd,
+    adopted: &OwnedFd,
+) -> Result<i32, Error> {
+    // PID 1 is the shim's child from the start, so the byte can be there before it reads.
+    rustix::io::write(adopted, &[ADOPTED]).sys("signalling PID 1")?;
+    unshare(CloneFlags::CLONE_NEWPID).sys("creating the PID namespace")?;
+    // SAFETY: the shim is single-threaded: it never starts threads or an async runtime.
+    match unsafe { fork() }.sys("forking PID 1")? {
+        ForkResult::Child => init::run(&spec.init, cgroup_fs, fds, errors),
+        ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
+}
+
+/// Forks a helper that joins the user namespace, so that the PID namespace, and every
+/// namespace PID 1 creates, is owned by it, then unshares the PID namespace and forks PID 1.
+/// Returns PID 1's host PID, or `None` if the helper failed and reported why on the error
+/// pipe.
+fn fork_init_through_helper(
+    spec: &ShimSpec,
+    cgroup_fs: &CgroupFs,
+    userns: &UserNamespace,
+    fds: InitFds,
+    errors: OwnedFd,
+    adopted: &OwnedFd,
+) -> Option<i32> {
+    let (pid_read, pid_write) = pipe2(OFlag::O_CLOEXEC).ok()?;
+    // SAFETY: the shim is single-threaded: it never starts threads or an async runtime.
+    match unsafe { fork() }.ok()? {
+        ForkResult::Child => {
+            drop(pid_read);
+            run_helper(spec, cgroup_fs, userns, fds, errors, pid_write)
+        }
+        ForkResult::Parent { child } => {
+            drop((fds, errors, pid_write));
+            let _ = waitpid(child, None);
+            let pid = read_pid(pid_read)?;
+            // PID 1 waits for this byte until its helper has exited and the shim adopted it.
+            rustix::io::write(adopted, &[ADOPTED]).ok()?;
+            Some(pid)
+        }
+    }
+}
+
+/// The helper. Never returns.
 fn run_helper(
     spec: &ShimSpec,
     cgroup_fs: &CgroupFs,
-    userns: Option<&UserNamespace>,
+    userns: &UserNamespace,
     fds: InitFds,
     errors: OwnedFd,
     pid_write: OwnedFd,
 ) -> ! {
-    match fork_init(userns) {
+    let forked = userns
+        .enter()
+        .sys("joining the user namespace")
+        .and_then(|()| unshare(CloneFlags::CLONE_NEWPID).sys("creating the PID namespace"))
+        // SAFETY: the helper is single-threaded, forked from the single-threaded shim.
+        .and_then(|()| unsafe { fork() }.sys("forking PID 1"));
+    match forked {
         Ok(ForkResult::Child) => {
             drop(pid_write);
             init::run(&spec.init, cgroup_fs, fds, errors)
@@ -165,19 +213,6 @@ fn run_helper(
         }
         Err(error) => failure::exit_with(&errors, &error),
     }
-}
-
-fn fork_init(userns: Option<&UserNamespace>) -> Result<ForkResult, Error> {
-    // The shim holds signals pending for itself; the container starts with none blocked.
-    SigSet::empty()
-        .thread_set_mask()
-        .sys("clearing the signal mask")?;
-    if let Some(userns) = userns {
-        userns.enter().sys("joining the user namespace")?;
-    }
-    unshare(CloneFlags::CLONE_NEWPID).sys("creating the PID namespace")?;
-    // SAFETY: the helper is single-threaded, forked from the single-threaded shim.
-    unsafe { fork() }.sys("forking PID 1")
 }
 
 fn read_pid(pipe: OwnedFd) -> Option<i32> {
