@@ -186,7 +186,8 @@ fn fork_init_through_helper(
     }
 }
 
-/// The helper. Never returns.
+/// Runs the helper: joins the user namespace, unshares the PID namespace, forks PID 1 and
+/// reports its PID. Never returns.
 fn run_helper(
     spec: &ShimSpec,
     cgroup_fs: &CgroupFs,

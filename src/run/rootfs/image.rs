@@ -12,11 +12,12 @@
 //! `trusted.overlay.*` attributes that mark opaque directories even when the container runs
 //! in a user namespace, where those attributes are invisible.
 //!
-//! With `--userns`, each lower layer is first cloned as an idmapped mount (Linux 5.12
-//! idmapped mounts; overlayfs accepts idmapped layers from 5.19, and layers passed as file
-//! descriptors from 6.13): a file owned by 0 in the image shows as owned by the container's
-//! root, whose host ID is the start of the range. Files the container creates are written
-//! to the upper layer with those host IDs.
+//! With `--userns`, each lower layer is first cloned as an idmapped mount and passed to
+//! overlayfs as a file descriptor. A file owned by 0 in the image then shows as owned by the
+//! container's root, whose host ID is the start of the range. Files the container creates
+//! are written to the upper layer with those host IDs. Idmapped mounts need Linux 5.12, and
+//! layers passed as descriptors a recent kernel; this was tested on 6.18. Where either is
+//! missing, `set_idmapped_lowers` falls back to plain layers.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -33,8 +34,9 @@ use super::super::userns::UserNamespace;
 use crate::fs_error::FsError;
 use crate::mount::Overlay;
 
-/// The overlay of `overlay`'s directories as a detached mount. Device nodes in the image
-/// cannot be opened through it (nodev): `/dev` gets its own nodes.
+/// Mounts the container's root file system, detached: the overlay of the image's layers
+/// under the writable layer, or a clone of the FUSE daemon's mount. Device nodes in the
+/// image cannot be opened through it (nodev), because `/dev` gets its own nodes.
 ///
 /// A `volatile` overlay (Linux 5.10) never syncs its upper layer. When the last process of
 /// the container exits, unmounting an ordinary overlay syncs the whole file system under
@@ -95,7 +97,10 @@ fn clone_fuse_mount(
     userns: Option<&UserNamespace>,
 ) -> Result<OwnedFd, FsError> {
     if userns.is_some() {
-        warn!("the FUSE driver's mount is not idmapped; the image's files will show as owned by nobody inside the user namespace");
+        warn!(
+            "the FUSE driver's mount is not idmapped, so the image's files will show as owned \
+             by the overflow user (65534) inside the user namespace"
+        );
     }
     clone_tree(mount_point, false).map_err(|error| FsError::new("cloning", mount_point, error))
 }
