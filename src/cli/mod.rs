@@ -4,6 +4,7 @@ mod images;
 mod inspect;
 mod mount;
 mod pull;
+mod rmi;
 mod run;
 mod snapshotter;
 
@@ -58,6 +59,10 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a directory mounted by `layerfs mount`.
     Umount(mount::UmountArgs),
+    /// Remove images, and the layers and blobs no other image uses.
+    Rmi(rmi::RmiArgs),
+    /// Remove layers and blobs that no image uses.
+    Prune(rmi::PruneArgs),
     /// Run a command in a new container from an image.
     Run(run::RunArgs),
     /// Serve containerd's snapshots API on a unix socket (a containerd proxy plug-in).
@@ -173,6 +178,8 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, command),
+        Command::Rmi(command) => rmi::rmi(&context, command),
+        Command::Prune(command) => rmi::prune(&context, command),
         Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
         Command::ContainerInit | Command::FuseDaemon(_) => unreachable!("handled above"),
     }

@@ -114,6 +114,24 @@ pub struct ContainerRecord {
     pub created: u64,
 }
 
+/// The records of every container in the store, running or exited.
+pub fn list_containers(store: &Store) -> Result<Vec<ContainerRecord>> {
+    let dir = store.containers_dir();
+    let mut records = Vec::new();
+    for entry in fs::read_dir(&dir).at("listing", &dir)? {
+        let path = entry.at("listing", &dir)?.path().join("container.json");
+        let Ok(bytes) = fs::read(&path) else {
+            continue;
+        };
+        let record = serde_json::from_slice(&bytes).map_err(|error| store::Error::Corrupt {
+            what: format!("container record {}", path.display()),
+            reason: error.to_string(),
+        })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
 /// Runs a container of `image` and waits for it. Returns its exit code, 128 + N when a signal
 /// N killed it.
 pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<u8> {
