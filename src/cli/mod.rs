@@ -7,6 +7,7 @@ mod logs;
 mod mount;
 mod ps;
 mod pull;
+mod rmi;
 mod run;
 mod snapshotter;
 mod stats;
@@ -62,6 +63,10 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a directory mounted by `layerfs mount`.
     Umount(mount::UmountArgs),
+    /// Remove images, and the layers and blobs no other image uses.
+    Rmi(rmi::RmiArgs),
+    /// Remove layers and blobs that no image uses.
+    Prune(rmi::PruneArgs),
     /// Run a command in a new container from an image.
     Run(Box<run::RunArgs>),
     /// Serve containerd's snapshots API on a unix socket (a containerd proxy plug-in).
@@ -193,6 +198,8 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
         Command::Run(command) => run::run(&context, *command),
+        Command::Rmi(command) => rmi::rmi(&context, command),
+        Command::Prune(command) => rmi::prune(&context, command),
         Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
         Command::Ps(command) => ps::ps(&context, command),
         Command::Stop(command) => containers::stop(&context, command),
