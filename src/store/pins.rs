@@ -145,6 +145,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let contents = r#"{"layers":[],"blobs":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}"#;
         let stale = dir.path().join("pins/0123.json");
+        fs::create_dir_all(stale.parent().unwrap()).unwrap();
         fs::write(&stale, contents).unwrap();
 
         let pinned = store.pinned().unwrap();
