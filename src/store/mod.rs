@@ -104,13 +104,14 @@ pub struct Store {
     root: PathBuf,
 }
 
-const SUBDIRS: [&str; 8] = [
+const SUBDIRS: [&str; 9] = [
     "blobs/sha256",
     "layers/sha256",
     "images",
     "mounts",
     "containers",
     "locks",
+    "pins",
     "tmp",
     "empty",
 ];

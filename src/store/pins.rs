@@ -45,7 +45,6 @@ impl Store {
     /// Pins `layers` and `blobs` until the returned value is dropped.
     pub fn pin(&self, layers: &[ChainId], blobs: &[Digest]) -> Result<Pin> {
         let dir = self.pins_dir();
-        fs::create_dir_all(&dir).at("creating", &dir)?;
         let id = random_id(16);
         let staging = dir.join(format!(".{id}.tmp"));
         let file = File::create_new(&staging).at("creating pin", &staging)?;
@@ -145,7 +144,6 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let contents = r#"{"layers":[],"blobs":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]}"#;
         let stale = dir.path().join("pins/0123.json");
-        fs::create_dir_all(stale.parent().unwrap()).unwrap();
         fs::write(&stale, contents).unwrap();
 
         let pinned = store.pinned().unwrap();
