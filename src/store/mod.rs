@@ -37,7 +37,7 @@
 //! pulls of overlapping images fetch each blob once. Every writer also holds a shared lock on
 //! `locks/tmp.lock` while it has entries under `tmp/`. A writer that gets the lock exclusively
 //! at start-up knows that no one else is writing, and removes what killed processes left in
-//! `tmp/`. Readers take no locks: they only ever see complete objects.
+//! `tmp/` and `pins/`. Readers take no locks: they only ever see complete objects.
 //!
 //! # Garbage collection
 //!

@@ -3,6 +3,8 @@
 //! A pin is a file `pins/<id>.json` listing layers and blobs, held under an exclusive
 //! `flock(2)` for as long as the pull runs. The file gets its name only after it is locked and
 //! written, so a collector that finds a pin it can lock knows its writer died, and removes it.
+//! A pin also holds the shared lock on `tmp/`, so the start-up sweep of a writer that finds
+//! itself alone (see [`Store::lock_tmp`]) may remove every pin file, staged or named.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -14,7 +16,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::{random_id, ChainId, Result, Store};
+use super::{random_id, ChainId, Result, Store, StoreLock};
 use crate::fs_error::{FsContext, FsError};
 
 /// Contents of a pin file.
@@ -28,6 +30,7 @@ struct PinContents {
 pub struct Pin {
     path: PathBuf,
     _lock: Flock<File>,
+    _tmp: StoreLock,
 }
 
 /// Everything the live pins name.
@@ -38,12 +41,13 @@ pub struct Pinned {
 }
 
 impl Store {
-    fn pins_dir(&self) -> PathBuf {
+    pub(super) fn pins_dir(&self) -> PathBuf {
         self.root.join("pins")
     }
 
     /// Pins `layers` and `blobs` until the returned value is dropped.
     pub fn pin(&self, layers: &[ChainId], blobs: &[Digest]) -> Result<Pin> {
+        let tmp = self.lock_tmp()?;
         let dir = self.pins_dir();
         let id = random_id(16);
         let staging = dir.join(format!(".{id}.tmp"));
@@ -59,7 +63,11 @@ impl Store {
         lock.write_all(&json).at("writing pin", &staging)?;
         let path = dir.join(format!("{id}.json"));
         fs::rename(&staging, &path).at("naming pin", &path)?;
-        Ok(Pin { path, _lock: lock })
+        Ok(Pin {
+            path,
+            _lock: lock,
+            _tmp: tmp,
+        })
     }
 
     /// Reads every live pin, and removes those whose writer is gone.
