@@ -14,6 +14,9 @@
 //! driver = "overlay"   # how `layerfs snapshotter` mounts snapshots: "overlay" (kernel
 //!                      # overlayfs, the default), "fuse" (layerfs's FUSE driver), or "auto"
 //!                      # (overlayfs if a test mount in the store works, else FUSE)
+//!
+//! [run]                                   # see layerfs::run::config
+//! cgroup_version = "auto"
 //! ```
 
 use std::fs;
@@ -34,6 +37,9 @@ pub struct Config {
     /// Mirrors and endpoints per registry host.
     #[serde(default)]
     pub registry: HostsConfig,
+    /// Settings for `layerfs run`.
+    #[serde(default)]
+    pub run: crate::run::config::RunConfig,
 
     /// Timeouts for every registry.
     #[serde(default)]

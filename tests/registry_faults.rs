@@ -527,8 +527,10 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// Lists the store without `tmp/` and `locks/`: what readers can see.
+/// The store as readers see it: without locks, staging entries and pins, which a killed pull
+/// may leave until the next writer sweeps them.
 fn visible_listing(env: &Env) -> Vec<String> {
-    common::tree::listing(&env.root, &["locks", "tmp"])
+    common::tree::listing(&env.root, &["locks", "tmp", "pins"])
 }
 
 fn tmp_entries(env: &Env) -> Vec<String> {
@@ -615,6 +617,8 @@ fn killed_pull_leaves_no_partial_objects() {
         .set(&setup.layer_path(), Reply::blob(setup.layer()));
     setup.env.ok(&["pull", &setup.reference]);
     assert_eq!(tmp_entries(&setup.env), Vec::<String>::new());
+    let pins = fs::read_dir(setup.env.root.join("pins")).unwrap().count();
+    assert_eq!(pins, 0, "the killed pull's pins were not swept");
     assert_eq!(setup.unpacked_hello(), b"hello\n");
 }
 

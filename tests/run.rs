@@ -131,7 +131,7 @@ fn default_cmd_comes_from_the_image() {
     let env = Env::new();
     let child = env
         .command()
-        .args(["run", "--rm", "alpine:3.19"])
+        .args(["run", "--rm", "-i", "alpine:3.19"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -189,10 +189,12 @@ fn nothing_is_left_after_exit() {
     let (_, _, code) = run_output(
         &env,
         &[
+            "--cap-add",
+            "SYS_ADMIN",
             "busybox",
             "sh",
             "-c",
-            "mount -t tmpfs tmpfs /mnt; echo x > /kept",
+            "mkdir /mnt && mount -t tmpfs tmpfs /mnt && echo x > /kept",
         ],
     );
     assert_eq!(code, Some(0));
@@ -204,7 +206,7 @@ fn nothing_is_left_after_exit() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kept.sort();
-    assert_eq!(kept, ["container.json", "upper"]);
+    assert_eq!(kept, ["container.json", "state.json", "upper"]);
     assert_eq!(
         std::fs::read_to_string(dir.join("upper/kept")).unwrap(),
         "x\n"

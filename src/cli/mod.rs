@@ -1,11 +1,16 @@
 //! Command-line arguments, parsed once into typed values, and one module per command.
 
+mod containers;
 mod images;
 mod inspect;
+mod logs;
 mod mount;
+mod ps;
 mod pull;
+mod rmi;
 mod run;
 mod snapshotter;
+mod stats;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -58,13 +63,33 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a directory mounted by `layerfs mount`.
     Umount(mount::UmountArgs),
+    /// Remove images, and the layers and blobs no other image uses.
+    Rmi(rmi::RmiArgs),
+    /// Remove layers and blobs that no image uses.
+    Prune(rmi::PruneArgs),
     /// Run a command in a new container from an image.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Serve containerd's snapshots API on a unix socket (a containerd proxy plug-in).
     Snapshotter(snapshotter::SnapshotterArgs),
-    /// Set up and start a container's process (used by `run`, not by hand).
-    #[command(hide = true, name = "container-init")]
-    ContainerInit,
+    /// List containers.
+    Ps(ps::PsArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after a timeout.
+    Stop(containers::StopArgs),
+    /// Send a signal to containers' PID 1.
+    Kill(containers::KillArgs),
+    /// Remove stopped containers.
+    Rm(containers::RmArgs),
+    /// Freeze every process of containers.
+    Pause(containers::NamesArgs),
+    /// Thaw paused containers.
+    Resume(containers::NamesArgs),
+    /// Print the output of a detached container.
+    Logs(logs::LogsArgs),
+    /// Show containers' CPU, memory, pids and I/O figures.
+    Stats(stats::StatsArgs),
+    /// Supervise one container (started by `run`, not by hand).
+    #[command(hide = true, name = "container-shim")]
+    ContainerShim,
     /// Serve a FUSE mount (started by `mount --driver fuse`, not by hand).
     #[command(hide = true, name = "fuse-daemon")]
     FuseDaemon(mount::FuseDaemonArgs),
@@ -147,8 +172,8 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 }
 
 pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
-    if let Command::ContainerInit = args.command {
-        return Ok(run::container_init());
+    if let Command::ContainerShim = args.command {
+        return Ok(run::container_shim());
     }
     if let Command::FuseDaemon(command) = args.command {
         return mount::fuse_daemon(command);
@@ -179,9 +204,19 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Inspect(command) => inspect::inspect(&context, command),
         Command::Mount(command) => mount::mount(&context, command),
         Command::Umount(command) => mount::umount(&context, command),
-        Command::Run(command) => run::run(&context, command),
+        Command::Run(command) => run::run(&context, *command),
+        Command::Rmi(command) => rmi::rmi(&context, command),
+        Command::Prune(command) => rmi::prune(&context, command),
         Command::Snapshotter(command) => snapshotter::snapshotter(&context, command),
-        Command::ContainerInit | Command::FuseDaemon(_) | Command::FuseHelper(_) => {
+        Command::Ps(command) => ps::ps(&context, command),
+        Command::Stop(command) => containers::stop(&context, command),
+        Command::Kill(command) => containers::kill(&context, command),
+        Command::Rm(command) => containers::rm(&context, command),
+        Command::Pause(command) => containers::pause(&context, command),
+        Command::Resume(command) => containers::resume(&context, command),
+        Command::Logs(command) => logs::logs(&context, command),
+        Command::Stats(command) => stats::stats(&context, command),
+        Command::ContainerShim | Command::FuseDaemon(_) | Command::FuseHelper(_) => {
             unreachable!("handled above")
         }
     }

@@ -1,9 +1,16 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
 use layerfs::pull::Progress;
-use layerfs::run::spec::Overrides;
-use layerfs::run::{self, RunOptions};
+use layerfs::run::capabilities::CapabilityArg;
+use layerfs::run::cgroups::resources::parse_size;
+use layerfs::run::cgroups::{CpuQuota, Resources, SwapLimit};
+use layerfs::run::rlimits::Ulimit;
+use layerfs::run::rootfs::volumes::{Tmpfs, Volume};
+use layerfs::run::spec::{Network, Overrides};
+use layerfs::run::{self, env_file, Outcome, RunOptions};
 use layerfs_registry::{Platform, Reference};
 
 use super::mount::DriverArg;
@@ -15,9 +22,25 @@ const RUN_FAILURE: u8 = 125;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Remove the container's writable layer when it exits.
+    /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
+
+    /// Run in the background and print the container ID; output goes to `layerfs logs`.
+    #[arg(short = 'd', long)]
+    detach: bool,
+
+    /// Name the container, for `stop`, `logs` and the other commands.
+    #[arg(long)]
+    name: Option<String>,
+
+    /// Keep stdin open and connect it to the container.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+
+    /// Give the container a pseudo-terminal.
+    #[arg(short = 't', long)]
+    tty: bool,
 
     /// Platform to pull if the image is not in the store, as os/arch[/variant].
     #[arg(long)]
@@ -26,6 +49,10 @@ pub struct RunArgs {
     /// Set an environment variable, KEY=VALUE, or KEY to copy it from this environment.
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
+
+    /// Read environment variables from a file, one KEY=VALUE per line; -e overrides them.
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_file: Vec<PathBuf>,
 
     /// Working directory inside the container [default: the image's, or /].
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
@@ -43,6 +70,83 @@ pub struct RunArgs {
     #[arg(long)]
     hostname: Option<String>,
 
+    /// Network: none (a namespace with only loopback) or host.
+    #[arg(long = "net", alias = "network", default_value = "none")]
+    network: Network,
+
+    /// Mount the root file system read-only.
+    #[arg(long = "read-only")]
+    read_only: bool,
+
+    /// Bind mount a host path, HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<Volume>,
+
+    /// Mount a tmpfs, PATH[:OPTIONS] (such as size=64m,mode=1777).
+    #[arg(long, value_name = "PATH[:OPTIONS]")]
+    tmpfs: Vec<Tmpfs>,
+
+    /// Run an init process as PID 1 that forwards signals and reaps zombies.
+    #[arg(long)]
+    init: bool,
+
+    /// Run in a user namespace whose root is an unprivileged host ID range.
+    #[arg(long)]
+    userns: bool,
+
+    /// Add a capability to Docker's default set (such as NET_ADMIN), or ALL.
+    #[arg(long = "cap-add", value_name = "CAPABILITY")]
+    cap_add: Vec<CapabilityArg>,
+
+    /// Drop a capability from Docker's default set, or ALL.
+    #[arg(long = "cap-drop", value_name = "CAPABILITY")]
+    cap_drop: Vec<CapabilityArg>,
+
+    /// Set a resource limit, NAME=SOFT[:HARD] (nofile, nproc, core…).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimits: Vec<Ulimit>,
+
+    /// Memory limit, such as 32m or 1g.
+    #[arg(short = 'm', long, value_parser = parse_size_arg)]
+    memory: Option<u64>,
+
+    /// Memory plus swap limit, or -1 for unlimited swap [default: twice --memory].
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<SwapLimit>,
+
+    /// CPU time, in CPUs, such as 0.5.
+    #[arg(long)]
+    cpus: Option<CpuQuota>,
+
+    /// CPUs the container may run on, such as 0-1 or 0,2.
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+
+    /// Maximum number of processes and threads.
+    #[arg(long, alias = "pids-limit")]
+    pids: Option<u64>,
+
+    /// Relative CPU weight on the cgroup v1 scale (2–262144, default 1024).
+    #[arg(short = 'c', long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+
+    /// Relative CPU weight on the cgroup v2 scale (1–10000, default 100).
+    #[arg(long = "cpu-weight")]
+    cpu_weight: Option<u64>,
+
+    /// Relative block I/O weight (10–1000), where the I/O scheduler supports weights.
+    #[arg(long = "blkio-weight")]
+    blkio_weight: Option<u64>,
+
+    /// Parent cgroup of the container's cgroup [default: the config's run.cgroup_parent,
+    /// or layerfs].
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    cgroup_parent: Option<PathBuf>,
+
+    /// Print CPU, memory, pids and I/O figures to stderr when the container exits.
+    #[arg(long)]
+    stats: bool,
+
     /// Driver presenting the image as the container's root: the kernel's overlayfs, or layerfs's
     /// FUSE file system (served by a background process while the container runs).
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
@@ -56,15 +160,28 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
-    let code = start(context, args).map_err(|error| Failure {
-        error,
-        exit_code: RUN_FAILURE,
-    })?;
-    Ok(ExitCode::from(code))
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    parse_size(text).map_err(|error| error.to_string())
 }
 
-fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
+pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
+    let failure = |error: anyhow::Error| {
+        let exit_code = match error.downcast_ref::<run::Error>() {
+            Some(error) => error.exit_code(),
+            None => RUN_FAILURE,
+        };
+        Failure { error, exit_code }
+    };
+    match start(context, args).map_err(failure)? {
+        Outcome::Exited(code) => Ok(ExitCode::from(code)),
+        Outcome::Detached(id) => {
+            println!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
     let image = match find_image(&context.store, &args.image)? {
         Some(image) => image,
         None => pull_image(
@@ -74,20 +191,54 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<u8> {
             Progress::for_stderr(),
         )?,
     };
+    let mut env = Vec::new();
+    for path in &args.env_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        let entries = env_file::parse(&text, |name| std::env::var(name).ok())
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        env.extend(entries);
+    }
+    env.extend(args.env.iter().filter_map(|entry| expand_env(entry)));
+    let defaults = &context.config.run;
     let options = RunOptions {
         overrides: Overrides {
             command: args.command,
             entrypoint: args.entrypoint,
-            env: args
-                .env
-                .iter()
-                .filter_map(|entry| expand_env(entry))
-                .collect(),
+            env,
             workdir: args.workdir,
             user: args.user,
         },
+        name: args.name,
         remove: args.rm,
+        detach: args.detach,
+        interactive: args.interactive,
+        terminal: args.tty,
         hostname: args.hostname,
+        network: args.network,
+        read_only: args.read_only,
+        volumes: args.volumes,
+        tmpfs: args.tmpfs,
+        init: args.init,
+        userns: args.userns,
+        ulimits: args.ulimits,
+        cap_add: args.cap_add,
+        cap_drop: args.cap_drop,
+        resources: Resources {
+            memory: args.memory,
+            memory_swap: args.memory_swap,
+            cpu_quota: args.cpus,
+            cpuset_cpus: args.cpuset_cpus,
+            pids: args.pids,
+            cpu_shares: args.cpu_shares,
+            cpu_weight: args.cpu_weight,
+            blkio_weight: args.blkio_weight,
+        },
+        cgroup_parent: args
+            .cgroup_parent
+            .unwrap_or_else(|| defaults.cgroup_parent.clone()),
+        cgroup_version: defaults.cgroup_version,
+        print_stats: args.stats,
         driver: args.driver.into(),
     };
     Ok(run::run(&context.store, &image, &options)?)
@@ -103,6 +254,6 @@ fn expand_env(entry: &str) -> Option<String> {
         .map(|value| format!("{entry}={value}"))
 }
 
-pub fn container_init() -> ExitCode {
-    ExitCode::from(run::container_init())
+pub fn container_shim() -> ExitCode {
+    ExitCode::from(run::container_shim())
 }

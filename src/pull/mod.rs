@@ -1,9 +1,12 @@
 //! `layerfs pull`: resolve a reference to a platform manifest, then fetch, verify and unpack
 //! every layer the store lacks, concurrently, and record the image.
 //!
-//! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
-//! verified, so a failed pull leaves the store as it was. Then layers are committed bottom
-//! first, blobs before the directories unpacked from them, and the image record last. A
+//! Layers are staged in parallel. What a layer takes from the layers below it (hardlinks to
+//! lower files, the metadata of unlisted parent directories) is resolved once all are
+//! staged, bottom first (see `unpack::resolve_lowers`). Nothing is committed until every
+//! layer has been fetched, verified and resolved, so a failed pull leaves the store as it
+//! was. Then layers are committed bottom first, blobs before the directories unpacked from
+//! them, and the image record last. A
 //! layer's store lock is held from before it is fetched until it is committed, so a
 //! concurrent pull of the same layer waits and then finds it.
 
@@ -11,6 +14,7 @@ mod progress;
 mod stream;
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -120,6 +124,25 @@ struct Resolved {
     blobs: Vec<(Digest, Bytes)>,
 }
 
+impl Resolved {
+    /// The manifest, index, config and layer blobs this image consists of.
+    fn blob_digests(&self) -> Vec<Digest> {
+        let mut digests: Vec<Digest> = self
+            .blobs
+            .iter()
+            .map(|(digest, _)| digest.clone())
+            .collect();
+        digests.push(self.manifest.config.digest.clone());
+        digests.extend(
+            self.manifest
+                .layers
+                .iter()
+                .map(|layer| layer.digest.clone()),
+        );
+        digests
+    }
+}
+
 /// One layer to make present, with everything needed to verify it.
 pub struct LayerJob {
     pub descriptor: Descriptor,
@@ -133,10 +156,15 @@ impl Puller {
     pub async fn pull(&self, reference: &Reference) -> Result<ImageRecord> {
         let _tmp_lock = self.blocking(|store| store.lock_tmp()).await?;
         let mut resolved = self.resolve(reference).await?;
+        // Pinned before the store is asked for any of them, so that a concurrent garbage
+        // collection either removes them first or keeps them until the record lists them.
+        let _blobs_pin = self.store.pin(&[], &resolved.blob_digests())?;
         let (config, config_digest) = self.fetch_config(&mut resolved).await?;
         self.check_platform(reference, &config)?;
 
         let jobs = plan_layers(&resolved, &config, &config_digest)?;
+        let chain_ids: Vec<ChainId> = jobs.iter().map(|job| job.chain_id.clone()).collect();
+        let _layers_pin = self.store.pin(&chain_ids, &[])?;
         self.fetch_layers(&resolved.source, &jobs).await?;
         for (digest, bytes) in &resolved.blobs {
             self.store.write_blob(digest, bytes)?;
@@ -205,13 +233,14 @@ impl Puller {
         let descriptor = &resolved.manifest.config;
         let what = format!("image config {}", descriptor.digest);
         check_metadata_size(&what, descriptor.size as usize)?;
-        let bytes = if self.store.has_blob(&descriptor.digest) {
-            self.store.read_blob(&descriptor.digest)?
-        } else {
-            let bytes = self.fetch_small_blob(&resolved.source, descriptor).await?;
-            let digest = descriptor.digest.clone();
-            resolved.blobs.push((digest, Bytes::from(bytes.clone())));
-            bytes
+        let bytes = match self.store.try_read_blob(&descriptor.digest)? {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = self.fetch_small_blob(&resolved.source, descriptor).await?;
+                let digest = descriptor.digest.clone();
+                resolved.blobs.push((digest, Bytes::from(bytes.clone())));
+                bytes
+            }
         };
         let config = ImageConfig::parse(&bytes, &descriptor.digest)?;
         Ok((config, descriptor.digest.clone()))
@@ -304,10 +333,37 @@ impl Puller {
         if let Some(error) = first_error {
             return Err(error);
         }
+        self.resolve_lowers(&staged, jobs)?;
         for (layer, job) in staged.into_iter().zip(jobs) {
             if let Some(layer) = layer {
                 layer.commit(job)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Completes each staged layer with what it takes from the layers below it, bottom
+    /// first, so that every layer a lookup reads is already complete. Lower layers are read
+    /// where they are: staged under `tmp/`, or already in the store. Nothing is committed
+    /// before every layer is resolved, so a failure here leaves the store as it was.
+    fn resolve_lowers(&self, staged: &[Option<Staged>], jobs: &[LayerJob]) -> Result<()> {
+        let diffs: Vec<PathBuf> = staged
+            .iter()
+            .zip(jobs)
+            .map(|(layer, job)| match layer {
+                Some(layer) => layer.unpacked.layer.diff_dir(),
+                None => self.store.layer_diff(&job.chain_id),
+            })
+            .collect();
+        for (index, (layer, job)) in staged.iter().zip(jobs).enumerate() {
+            let Some(layer) = layer else { continue };
+            let lowers: Vec<PathBuf> = diffs[..index].iter().rev().cloned().collect();
+            unpack::resolve_lowers(&diffs[index], &layer.unpacked.summary.lower, &lowers).map_err(
+                |error| Error::Unpack {
+                    layer: job.descriptor.digest.clone(),
+                    error,
+                },
+            )?;
         }
         Ok(())
     }
@@ -409,10 +465,9 @@ impl LayerContext {
         if *self.cancelled.borrow() {
             return Ok(None);
         }
-        let result = if self.store.has_blob(&job.descriptor.digest) {
-            self.unpack_local(job).await
-        } else {
-            self.unpack_remote(job).await
+        let result = match self.open_stored_blob(&job)? {
+            Some(file) => self.unpack_local(job, file).await,
+            None => self.unpack_remote(job).await,
         };
         let unpacked = result?;
         progress::finish(&self.bar, "done");
@@ -424,13 +479,22 @@ impl LayerContext {
 
     /// Unpacks from a blob already in the store (an interrupted pull, or a layer shared with
     /// an image on another base).
-    async fn unpack_local(&self, job: LayerJob) -> Result<Unpacked> {
+    /// Opens the layer's blob if the store has it. A blob that a garbage collection removed
+    /// since the pull looked counts as missing.
+    fn open_stored_blob(&self, job: &LayerJob) -> Result<Option<File>> {
+        let path = self.store.blob_path(&job.descriptor.digest);
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(job.read_error(error)),
+        }
+    }
+
+    async fn unpack_local(&self, job: LayerJob, file: File) -> Result<Unpacked> {
         self.bar.set_message("unpacking");
         let store = self.store.clone();
         let bar = self.bar.clone();
         tokio::task::spawn_blocking(move || {
-            let path = store.blob_path(&job.descriptor.digest);
-            let file = File::open(&path).map_err(|error| job.read_error(error))?;
             stream::unpack_layer(&store, &job, std::io::BufReader::new(file), None, &bar)
         })
         .await

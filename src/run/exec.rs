@@ -36,7 +36,10 @@ pub fn exec(process: &Process) -> Error {
     let marked =
         unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
     if marked != 0 {
-        return Error::Spawn(std::io::Error::last_os_error());
+        return Error::System {
+            action: "marking descriptors close-on-exec",
+            source: std::io::Error::last_os_error(),
+        };
     }
     let errno = match execve(&program, &args, &env) {
         Err(errno) => errno,

@@ -1,30 +1,106 @@
-//! What the parent hands to the container's init: the overlay to mount, the hostname, and the
-//! process to start, resolved from the image config and the command line. The resolution is
-//! pure; it is tested here without namespaces.
+//! What `run` hands to the shim, and the shim to the container's PID 1: the container's
+//! layers, cgroup, namespaces, mounts and the process to start, resolved from the image
+//! config and the command line. The resolution is pure; it is tested here without
+//! namespaces.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::cgroups::{Resources, Version};
+use super::console::WindowSize;
+use super::rlimits::Ulimit;
+use super::rootfs::volumes::{Tmpfs, Volume};
+use super::userns::IdMap;
 use crate::image::ImageConfig;
 use crate::mount::Overlay;
 
 /// Used when neither the image nor the command line sets `PATH`, as Docker does.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The container's init reads this from the environment variable [`SPEC_ENV`].
+/// The shim reads its [`ShimSpec`] from this environment variable, as JSON.
+pub const SHIM_SPEC_ENV: &str = "_LAYERFS_SHIM_SPEC";
+
+/// Everything the shim needs to start and supervise one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShimSpec {
+    pub id: String,
+    /// `containers/<id>/` in the store.
+    pub dir: PathBuf,
+    pub rootfs: RootfsSource,
+    pub cgroup: CgroupSpec,
+    /// Set with `--userns`: the host range the container's IDs map to.
+    pub userns: Option<IdMap>,
+    /// Detached: output goes to the log, and `run` returns once the container started.
+    pub detach: bool,
+    /// Remove the container's directory when it exits.
+    pub remove: bool,
+    /// Print the cgroup's figures when the container exits.
+    pub print_stats: bool,
+    pub init: InitSpec,
+}
+
+/// What the container's root file system is made of.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootfsSource {
+    /// Kernel overlayfs over these directories, mounted by the shim.
+    Overlay(Overlay),
+    /// layerfs's FUSE file system, which a daemon started by `run` serves on
+    /// `containers/<id>/rootfs` until the shim stops it.
+    Fuse,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CgroupSpec {
+    pub version: Version,
+    /// The container's cgroup relative to each hierarchy's root: `<parent>/<id>`.
+    pub relative: PathBuf,
+    pub resources: Resources,
+}
+
+/// What PID 1 sets up before it becomes the command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InitSpec {
     pub hostname: String,
-    /// The directory to mount the overlay on; it becomes `/`.
-    pub rootfs: PathBuf,
-    /// `None` when `rootfs` is mounted already: the FUSE driver's daemon serves it from
-    /// outside the container.
-    pub overlay: Option<Overlay>,
     pub process: Process,
+    pub network: Network,
+    /// Mount the root file system read-only once the mount points exist.
+    pub read_only: bool,
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<Tmpfs>,
+    /// Run layerfs's own init as PID 1, with the command as its child.
+    pub init: bool,
+    /// A pseudo-terminal of this size for the command's stdin, stdout and stderr.
+    pub terminal: Option<WindowSize>,
+    pub ulimits: Vec<Ulimit>,
+    /// The capabilities the command keeps, as a `CAP_*` bit set.
+    pub capabilities: u64,
 }
 
-pub const SPEC_ENV: &str = "_LAYERFS_INIT_SPEC";
+/// `--net`: `none`, a network namespace with only loopback (the default), or `host`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    None,
+    Host,
+}
+
+impl FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Network, String> {
+        match text {
+            "none" => Ok(Network::None),
+            "host" => Ok(Network::Host),
+            other => Err(format!(
+                "unsupported network {other:?}: layerfs offers none (loopback only) and host"
+            )),
+        }
+    }
+}
 
 /// The process to start in the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

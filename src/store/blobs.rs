@@ -33,6 +33,15 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Reads a whole blob like [`Store::read_blob`], or returns `None` if the store lacks it.
+    pub fn try_read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        match self.read_blob(digest) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Fs(error)) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Stores `bytes` as the blob `digest`, after checking that they hash to it.
     pub fn write_blob(&self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         if self.has_blob(digest) {

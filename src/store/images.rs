@@ -103,6 +103,14 @@ impl Store {
             .ok_or_else(|| Error::ImageNotFound(reference.to_string()))
     }
 
+    /// Removes the record of `reference` (as recorded, normalized). Layers and blobs stay
+    /// until [`Store::collect_garbage`].
+    pub fn remove_image(&self, reference: &str) -> Result<()> {
+        let path = self.image_path(reference);
+        fs::remove_file(&path).at("removing image record", &path)?;
+        Ok(())
+    }
+
     /// Every image record, sorted by reference.
     pub fn list_images(&self) -> Result<Vec<ImageRecord>> {
         let dir = self.root.join("images");

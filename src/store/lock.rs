@@ -64,12 +64,15 @@ impl Store {
         }
     }
 
+    /// Removes staging entries and pins: with the exclusive lock, no writer that made them
+    /// is still running.
     fn sweep_tmp(&self) -> Result<(), FsError> {
-        let tmp = self.tmp_dir();
-        for entry in fs::read_dir(&tmp).at("listing", &tmp)? {
-            let path = entry.at("listing", &tmp)?.path();
-            debug!(path = %path.display(), "removing staging entry left by a killed writer");
-            crate::unpack::remove_tree(&path)?;
+        for dir in [self.tmp_dir(), self.pins_dir()] {
+            for entry in fs::read_dir(&dir).at("listing", &dir)? {
+                let path = entry.at("listing", &dir)?.path();
+                debug!(path = %path.display(), "removing what a killed writer left");
+                crate::unpack::remove_tree(&path)?;
+            }
         }
         Ok(())
     }

@@ -11,6 +11,7 @@
 //! ├── containers/<id>/                     `layerfs run`: upper/, work/, rootfs/
 //! ├── snapshots/                           `layerfs snapshotter`: metadata.redb, <id>/fs
 //! ├── locks/                               flock files, one per blob or layer being written
+//! ├── pins/<id>.json                       blobs and layers a running pull still needs
 //! ├── tmp/                                 staging; invisible to every reader
 //! └── empty/                               stays empty: the second lower of a one-layer
 //!                                          read-only overlay, which needs two
@@ -36,12 +37,21 @@
 //! pulls of overlapping images fetch each blob once. Every writer also holds a shared lock on
 //! `locks/tmp.lock` while it has entries under `tmp/`. A writer that gets the lock exclusively
 //! at start-up knows that no one else is writing, and removes what killed processes left in
-//! `tmp/`. Readers take no locks: they only ever see complete objects.
+//! `tmp/` and `pins/`. Readers take no locks: they only ever see complete objects.
+//!
+//! # Garbage collection
+//!
+//! `rmi` and `prune` delete what no image record, snapshot or live pin refers to (see
+//! [`gc`]). A pull pins the blobs and layers it will use before it relies on them, and the
+//! collector takes each object's writer lock before deleting it, so a pull running alongside
+//! a collection never loses an object it has counted on.
 
 mod blobs;
+mod gc;
 mod images;
 mod layers;
 mod lock;
+mod pins;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -51,9 +61,11 @@ use layerfs_registry::Digest;
 use crate::fs_error::{FsContext, FsError};
 
 pub use blobs::StagedBlob;
+pub use gc::Collected;
 pub use images::{ImageRecord, LayerEntry};
 pub use layers::{ChainId, LayerRecord, StagedLayer};
 pub use lock::{LockKind, StoreLock};
+pub use pins::{Pin, Pinned};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -92,13 +104,14 @@ pub struct Store {
     root: PathBuf,
 }
 
-const SUBDIRS: [&str; 8] = [
+const SUBDIRS: [&str; 9] = [
     "blobs/sha256",
     "layers/sha256",
     "images",
     "mounts",
     "containers",
     "locks",
+    "pins",
     "tmp",
     "empty",
 ];

@@ -8,10 +8,13 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod containers;
 pub mod fake_registry;
 pub mod grpc;
 pub mod image;
 pub mod overlay;
+pub mod push;
+pub mod registry;
 pub mod tree;
 
 use std::path::{Path, PathBuf};
