@@ -21,6 +21,7 @@ use super::{find_image, Context, Failure};
 const RUN_FAILURE: u8 = 125;
 
 #[derive(Debug, Args)]
+#[command(override_usage = "layerfs run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
 pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
@@ -152,12 +153,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
     driver: DriverArg,
 
-    /// Image reference; pulled first if not in the store.
-    image: Reference,
-
-    /// Command and arguments [default: the image's Entrypoint and Cmd].
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// Image reference (pulled first if not in the store), then the command and its
+    /// arguments [default: the image's Entrypoint and Cmd]. Everything after the image goes
+    /// to the command, options included.
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    image_and_command: Vec<String>,
 }
 
 fn parse_size_arg(text: &str) -> Result<u64, String> {
@@ -165,6 +171,16 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
+    if let Some(option) = args
+        .image_and_command
+        .first()
+        .filter(|a| a.starts_with('-'))
+    {
+        // clap hands an option it does not know to the positional that takes hyphen values.
+        // The image comes first, and no reference starts with `-`.
+        let _ = unknown_option(option).print();
+        return Ok(ExitCode::from(RUN_FAILURE));
+    }
     let failure = |error: anyhow::Error| {
         let exit_code = match error.downcast_ref::<run::Error>() {
             Some(error) => error.exit_code(),
@@ -182,11 +198,16 @@ pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
-    let image = match find_image(&context.store, &args.image)? {
+    let mut image_and_command = args.image_and_command.into_iter();
+    let reference: Reference = image_and_command
+        .next()
+        .expect("clap requires the image")
+        .parse()?;
+    let image = match find_image(&context.store, &reference)? {
         Some(image) => image,
         None => pull_image(
             context,
-            &args.image,
+            &reference,
             args.platform.clone(),
             Progress::for_stderr(),
         )?,
@@ -203,7 +224,7 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
     let defaults = &context.config.run;
     let options = RunOptions {
         overrides: Overrides {
-            command: args.command,
+            command: image_and_command.collect(),
             entrypoint: args.entrypoint,
             env,
             workdir: args.workdir,
@@ -242,6 +263,19 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
         driver: args.driver.into(),
     };
     Ok(run::run(&context.store, &image, &options)?)
+}
+
+/// Builds the error clap gives for an unknown option of `run`, with `run`'s usage line.
+fn unknown_option(option: &str) -> clap::Error {
+    let mut command = <super::Args as clap::CommandFactory>::command();
+    command.build();
+    let run = command
+        .find_subcommand_mut("run")
+        .expect("layerfs has a run command");
+    run.error(
+        clap::error::ErrorKind::UnknownArgument,
+        format!("unexpected argument '{option}' found"),
+    )
 }
 
 /// `KEY=VALUE` stays; a bare `KEY` takes this process's value, and is dropped if unset.

@@ -1,0 +1,59 @@
+//! `layerfs run`'s command line read the way `docker run` reads it: where the command starts,
+//! and which option values are rejected before anything is created.
+
+mod common;
+
+use common::Env;
+
+#[test]
+fn options_after_image_go_to_command() {
+    let env = Env::new();
+    let args = [
+        "busybox",
+        "sh",
+        "-c",
+        "echo \"$@\"",
+        "sh",
+        "--help",
+        "--rm",
+        "-e",
+        "X=1",
+    ];
+    let (stdout, stderr, code) = env.run_rm(&args);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, "--help --rm -e X=1\n");
+}
+
+#[test]
+fn help_after_image_is_the_command() {
+    let env = Env::new();
+    let (stdout, stderr, code) = env.run_rm(&["busybox", "--help"]);
+    // busybox has no entrypoint, so `--help` replaces its Cmd and is not found, as in Docker.
+    assert_eq!(code, Some(127), "stdout: {stdout}");
+    assert!(stderr.contains("--help"), "{stderr}");
+    assert!(!stdout.contains("Usage:"), "{stdout}");
+}
+
+#[test]
+fn help_before_image_is_layerfs_help() {
+    let env = Env::new();
+    let stdout = env.ok(&["run", "--help"]);
+    assert!(
+        stdout.contains("Usage: layerfs run [OPTIONS] IMAGE [COMMAND] [ARG...]"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unknown_option_before_image_is_rejected() {
+    let env = Env::new();
+    let before = env.store_listing();
+    let output = env.run(&["run", "--rm", "--no-such-option", "busybox", "true"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("error: unexpected argument '--no-such-option' found"),
+        "{stderr}"
+    );
+    assert_eq!(env.store_listing(), before);
+}
