@@ -57,3 +57,16 @@ fn unknown_option_before_image_is_rejected() {
     );
     assert_eq!(env.store_listing(), before);
 }
+
+#[test]
+fn relative_workdir_is_rejected() {
+    let env = Env::new();
+    let before = env.store_listing();
+    let (stdout, stderr, code) = env.run_rm(&["-w", "work/dir", "busybox", "pwd"]);
+    assert_eq!(code, Some(125), "stdout: {stdout}");
+    assert_eq!(
+        stderr,
+        "layerfs: invalid working directory \"work/dir\": it must be an absolute path\n"
+    );
+    assert_eq!(env.store_listing(), before);
+}

@@ -203,6 +203,16 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
         .next()
         .expect("clap requires the image")
         .parse()?;
+    let overrides = Overrides {
+        command: image_and_command.collect(),
+        entrypoint: args.entrypoint,
+        env: read_env(&args.env_file, &args.env)?,
+        workdir: args.workdir,
+        user: args.user,
+    };
+    // Before the pull, so that a mistyped option leaves the store as it was.
+    overrides.check()?;
+
     let image = match find_image(&context.store, &reference)? {
         Some(image) => image,
         None => pull_image(
@@ -212,24 +222,9 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
             Progress::for_stderr(),
         )?,
     };
-    let mut env = Vec::new();
-    for path in &args.env_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading env file {}", path.display()))?;
-        let entries = env_file::parse(&text, |name| std::env::var(name).ok())
-            .with_context(|| format!("reading env file {}", path.display()))?;
-        env.extend(entries);
-    }
-    env.extend(args.env.iter().filter_map(|entry| expand_env(entry)));
     let defaults = &context.config.run;
     let options = RunOptions {
-        overrides: Overrides {
-            command: image_and_command.collect(),
-            entrypoint: args.entrypoint,
-            env,
-            workdir: args.workdir,
-            user: args.user,
-        },
+        overrides,
         name: args.name,
         remove: args.rm,
         detach: args.detach,
@@ -276,6 +271,20 @@ fn unknown_option(option: &str) -> clap::Error {
         clap::error::ErrorKind::UnknownArgument,
         format!("unexpected argument '{option}' found"),
     )
+}
+
+/// Reads the `--env-file` files, then the `-e` entries, in order.
+fn read_env(files: &[PathBuf], entries: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut env = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        let entries = env_file::parse(&text, |name| std::env::var(name).ok())
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        env.extend(entries);
+    }
+    env.extend(entries.iter().filter_map(|entry| expand_env(entry)));
+    Ok(env)
 }
 
 /// `KEY=VALUE` stays; a bare `KEY` takes this process's value, and is dropped if unset.

@@ -48,7 +48,7 @@ use crate::fs_error::FsError;
 use crate::image::InvalidConfig;
 use crate::mount;
 use crate::store;
-use spec::NoCommand;
+use spec::InvalidProcess;
 
 pub use control::{kill, pause, remove, resume, stop};
 pub use create::{run, Outcome, RunOptions};
@@ -71,7 +71,7 @@ pub enum Error {
     Config(#[from] InvalidConfig),
 
     #[error(transparent)]
-    NoCommand(#[from] NoCommand),
+    Process(#[from] InvalidProcess),
 
     #[error(transparent)]
     Cgroup(#[from] cgroups::Error),

@@ -126,9 +126,34 @@ pub struct Overrides {
     pub user: Option<String>,
 }
 
+/// Why the command line and the image config do not make a process.
 #[derive(Debug, thiserror::Error)]
-#[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
-pub struct NoCommand;
+pub enum InvalidProcess {
+    #[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
+    NoCommand,
+
+    #[error("invalid working directory {0:?}: it must be an absolute path")]
+    RelativeWorkdir(String),
+}
+
+impl Overrides {
+    /// Checks what the command line sets on its own, before an image is pulled for it.
+    pub fn check(&self) -> Result<(), InvalidProcess> {
+        // As in Docker. The image's WorkingDir is not checked: `docker build` stores WORKDIR
+        // as an absolute path, and a relative one is taken from / inside the container.
+        if let Some(workdir) = self.workdir() {
+            if !workdir.starts_with('/') {
+                return Err(InvalidProcess::RelativeWorkdir(workdir.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `-w` directory; an empty one means the image's, as in Docker.
+    fn workdir(&self) -> Option<&str> {
+        self.workdir.as_deref().filter(|dir| !dir.is_empty())
+    }
+}
 
 /// Combines the image config and the command line as Docker does: the entrypoint (image's or
 /// `--entrypoint`) followed by the command line's arguments, or else by the image's `Cmd`.
@@ -136,7 +161,8 @@ pub fn resolve_process(
     config: &ImageConfig,
     overrides: &Overrides,
     hostname: &str,
-) -> Result<Process, NoCommand> {
+) -> Result<Process, InvalidProcess> {
+    overrides.check()?;
     let entrypoint = match &overrides.entrypoint {
         Some(text) if text.is_empty() => Vec::new(),
         Some(text) => vec![text.clone()],
@@ -152,7 +178,7 @@ pub fn resolve_process(
     };
     let args: Vec<String> = entrypoint.into_iter().chain(command).collect();
     if args.is_empty() {
-        return Err(NoCommand);
+        return Err(InvalidProcess::NoCommand);
     }
 
     let mut env = config.env();
@@ -165,8 +191,8 @@ pub fn resolve_process(
     set_env(&mut env, &format!("HOSTNAME={hostname}"));
 
     let cwd = overrides
-        .workdir
-        .clone()
+        .workdir()
+        .map(str::to_owned)
         .or_else(|| config.working_dir())
         .unwrap_or_else(|| "/".to_owned());
     let user = overrides.user.clone().or_else(|| config.user());
@@ -243,6 +269,36 @@ mod tests {
             let process = resolve_process(&config(image), &overrides, "host").unwrap();
             assert_eq!(process.args, *expected, "image {image} command {command:?}");
         }
+    }
+
+    #[test]
+    fn workdir_check_table() {
+        let cases = [
+            (None, true),
+            (Some("/srv/app"), true),
+            (Some(""), true),
+            (Some("srv"), false),
+            (Some("./srv"), false),
+            (Some("~/srv"), false),
+        ];
+        for (workdir, valid) in cases {
+            let overrides = Overrides {
+                workdir: workdir.map(str::to_owned),
+                ..Overrides::default()
+            };
+            assert_eq!(overrides.check().is_ok(), valid, "-w {workdir:?}");
+        }
+    }
+
+    #[test]
+    fn empty_workdir_keeps_the_images() {
+        let overrides = Overrides {
+            workdir: Some(String::new()),
+            ..Overrides::default()
+        };
+        let image = r#""Cmd":["x"],"WorkingDir":"/srv""#;
+        let process = resolve_process(&config(image), &overrides, "h").unwrap();
+        assert_eq!(process.cwd, "/srv");
     }
 
     #[test]
