@@ -70,3 +70,62 @@ fn relative_workdir_is_rejected() {
     );
     assert_eq!(env.store_listing(), before);
 }
+
+#[test]
+fn empty_env_name_is_rejected() {
+    let env = Env::new();
+    let before = env.store_listing();
+    for entry in ["=x", ""] {
+        let (stdout, stderr, code) = env.run_rm(&["-e", entry, "busybox", "env"]);
+        assert_eq!(code, Some(125), "-e {entry:?}: stdout: {stdout}");
+        let expected = format!(
+            "layerfs: invalid environment variable {entry:?}: the name before = is empty\n"
+        );
+        assert_eq!(stderr, expected);
+    }
+    assert_eq!(env.store_listing(), before);
+}
+
+#[test]
+fn bare_env_name_copies_run_environment() {
+    let env = Env::new();
+    let output = env
+        .command()
+        .args(["run", "--rm", "-e", "GREETING", "busybox", "sh", "-c"])
+        .arg("echo \"$GREETING\"")
+        .env("GREETING", "from layerfs")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from layerfs\n");
+}
+
+#[test]
+fn bare_unset_env_name_removes_images() {
+    let env = Env::new();
+    let image = format!("{}/layerfs-tests/env:latest", common::registry());
+    common::image::push_modified(
+        &env.path("image"),
+        &common::registry(),
+        "library/busybox:glibc",
+        "layerfs-tests/env:latest",
+        &[],
+        |config| {
+            let vars = config["config"]["Env"].as_array_mut().unwrap();
+            vars.push("GREETING=from the image".into());
+            vars.push("KEPT=yes".into());
+        },
+    );
+    let output = env
+        .command()
+        .args(["run", "--rm", "-e", "GREETING", &image, "env"])
+        .env_remove("GREETING")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stderr: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.lines().any(|line| line == "KEPT=yes"), "{stdout}");
+    assert!(!stdout.contains("GREETING"), "{stdout}");
+}

@@ -47,7 +47,8 @@ pub struct RunArgs {
     #[arg(long)]
     platform: Option<Platform>,
 
-    /// Set an environment variable, KEY=VALUE, or KEY to copy it from this environment.
+    /// Set an environment variable, KEY=VALUE, or KEY to copy it from this environment (if
+    /// KEY is not set here, the image's KEY is removed).
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
 
@@ -283,18 +284,20 @@ fn read_env(files: &[PathBuf], entries: &[String]) -> anyhow::Result<Vec<String>
             .with_context(|| format!("reading env file {}", path.display()))?;
         env.extend(entries);
     }
-    env.extend(entries.iter().filter_map(|entry| expand_env(entry)));
+    env.extend(entries.iter().map(|entry| expand_env(entry)));
     Ok(env)
 }
 
-/// `KEY=VALUE` stays; a bare `KEY` takes this process's value, and is dropped if unset.
-fn expand_env(entry: &str) -> Option<String> {
+/// `KEY=VALUE` stays, and a bare `KEY` takes this process's value. A bare `KEY` that is not
+/// set here stays bare, so that it removes KEY from the image's environment, as in Docker.
+fn expand_env(entry: &str) -> String {
     if entry.contains('=') {
-        return Some(entry.to_owned());
+        return entry.to_owned();
     }
-    std::env::var(entry)
-        .ok()
-        .map(|value| format!("{entry}={value}"))
+    match std::env::var(entry) {
+        Ok(value) => format!("{entry}={value}"),
+        Err(_) => entry.to_owned(),
+    }
 }
 
 pub fn container_shim() -> ExitCode {

@@ -120,7 +120,8 @@ pub struct Overrides {
     pub command: Vec<String>,
     /// Replaces the image's `Entrypoint`; an empty string clears it.
     pub entrypoint: Option<String>,
-    /// `KEY=VALUE` added to (or replacing) the image's `Env`.
+    /// In order: `KEY=VALUE` adds to or replaces the image's `Env`, and a bare `KEY` removes
+    /// KEY, as Docker does with `-e KEY` when KEY is not set where `docker` runs.
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
@@ -134,6 +135,9 @@ pub enum InvalidProcess {
 
     #[error("invalid working directory {0:?}: it must be an absolute path")]
     RelativeWorkdir(String),
+
+    #[error("invalid environment variable {0:?}: the name before = is empty")]
+    EmptyEnvName(String),
 }
 
 impl Overrides {
@@ -145,6 +149,9 @@ impl Overrides {
             if !workdir.starts_with('/') {
                 return Err(InvalidProcess::RelativeWorkdir(workdir.to_owned()));
             }
+        }
+        if let Some(entry) = self.env.iter().find(|entry| env_name(entry).is_empty()) {
+            return Err(InvalidProcess::EmptyEnvName(entry.clone()));
         }
         Ok(())
     }
@@ -183,7 +190,11 @@ pub fn resolve_process(
 
     let mut env = config.env();
     for entry in &overrides.env {
-        set_env(&mut env, entry);
+        if entry.contains('=') {
+            set_env(&mut env, entry);
+        } else {
+            env.retain(|existing| env_name(existing) != entry);
+        }
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, format!("PATH={DEFAULT_PATH}"));
@@ -206,14 +217,17 @@ pub fn resolve_process(
 
 /// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY in place.
 pub fn set_env(env: &mut Vec<String>, entry: &str) {
-    let key = entry.split_once('=').map_or(entry, |(key, _)| key);
-    let existing = env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
+    let key = env_name(entry);
+    let existing = env.iter_mut().find(|e| env_name(e) == key);
     match existing {
         Some(slot) => *slot = entry.to_owned(),
         None => env.push(entry.to_owned()),
     }
+}
+
+/// The KEY of `KEY=VALUE`, or the whole of a bare `KEY`.
+fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(key, _)| key)
 }
 
 /// Looks up KEY in `KEY=VALUE` strings.
@@ -288,6 +302,37 @@ mod tests {
             };
             assert_eq!(overrides.check().is_ok(), valid, "-w {workdir:?}");
         }
+    }
+
+    #[test]
+    fn env_name_check_table() {
+        let cases = [
+            ("A=1", true),
+            ("A=", true),
+            ("A", true),
+            ("A==", true),
+            ("=1", false),
+            ("=", false),
+            ("", false),
+        ];
+        for (entry, valid) in cases {
+            let overrides = Overrides {
+                env: strings(&["OK=1", entry]),
+                ..Overrides::default()
+            };
+            assert_eq!(overrides.check().is_ok(), valid, "-e {entry:?}");
+        }
+    }
+
+    #[test]
+    fn bare_env_name_removes_the_images() {
+        let image = r#""Cmd":["x"],"Env":["PATH=/bin","A=1","B=2"]"#;
+        let overrides = Overrides {
+            env: strings(&["A", "C", "B=3"]),
+            ..Overrides::default()
+        };
+        let process = resolve_process(&config(image), &overrides, "h").unwrap();
+        assert_eq!(process.env, ["PATH=/bin", "B=3", "HOSTNAME=h"]);
     }
 
     #[test]
