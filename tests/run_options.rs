@@ -129,3 +129,28 @@ fn bare_unset_env_name_removes_images() {
     assert!(stdout.lines().any(|line| line == "KEPT=yes"), "{stdout}");
     assert!(!stdout.contains("GREETING"), "{stdout}");
 }
+
+#[test]
+fn cleared_entrypoint_without_command_fails() {
+    let env = Env::new();
+    let before = env.store_listing();
+    let (stdout, stderr, code) = env.run_rm(&["--entrypoint", "", "busybox"]);
+    // Docker's daemon rejects the container ("no command specified"), and docker run exits 125.
+    assert_eq!(code, Some(125), "stdout: {stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no command to run"), "{stderr}");
+    assert!(
+        stderr.contains("give the command after the image"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the image sets no"), "{stderr}");
+    assert_eq!(env.store_listing(), before);
+}
+
+#[test]
+fn cleared_entrypoint_runs_given_command() {
+    let env = Env::new();
+    let (stdout, stderr, code) = env.run_rm(&["--entrypoint", "", "busybox", "echo", "hi"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    assert_eq!(stdout, "hi\n");
+}

@@ -133,6 +133,12 @@ pub enum InvalidProcess {
     #[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
     NoCommand,
 
+    #[error(
+        "no command to run: --entrypoint \"\" clears the image's Entrypoint and Cmd, so give \
+         the command after the image"
+    )]
+    EntrypointCleared,
+
     #[error("invalid working directory {0:?}: it must be an absolute path")]
     RelativeWorkdir(String),
 
@@ -143,6 +149,10 @@ pub enum InvalidProcess {
 impl Overrides {
     /// Checks what the command line sets on its own, before an image is pulled for it.
     pub fn check(&self) -> Result<(), InvalidProcess> {
+        // Whatever the image sets, nothing is left to run, and Docker fails here too.
+        if self.entrypoint.as_deref() == Some("") && self.command.is_empty() {
+            return Err(InvalidProcess::EntrypointCleared);
+        }
         // As in Docker. The image's WorkingDir is not checked: `docker build` stores WORKDIR
         // as an absolute path, and a relative one is taken from / inside the container.
         if let Some(workdir) = self.workdir() {
@@ -349,7 +359,24 @@ mod tests {
     #[test]
     fn no_command_is_an_error() {
         let result = resolve_process(&config(""), &Overrides::default(), "host");
-        assert!(result.is_err());
+        assert!(
+            matches!(result, Err(InvalidProcess::NoCommand)),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn cleared_entrypoint_needs_a_command() {
+        let overrides = Overrides {
+            entrypoint: Some(String::new()),
+            ..Overrides::default()
+        };
+        let image = r#""Entrypoint":["/entry"],"Cmd":["default"]"#;
+        let result = resolve_process(&config(image), &overrides, "host");
+        assert!(
+            matches!(result, Err(InvalidProcess::EntrypointCleared)),
+            "{result:?}"
+        );
     }
 
     #[test]
