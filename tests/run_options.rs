@@ -1,5 +1,6 @@
 //! `layerfs run`'s command line read the way `docker run` reads it: where the command starts,
-//! and which option values are rejected before anything is created.
+//! which option values are rejected before anything is created, and which image `--platform`
+//! runs.
 
 mod common;
 
@@ -153,4 +154,74 @@ fn cleared_entrypoint_runs_given_command() {
     let (stdout, stderr, code) = env.run_rm(&["--entrypoint", "", "busybox", "echo", "hi"]);
     assert_eq!(code, Some(0), "stderr: {stderr}");
     assert_eq!(stdout, "hi\n");
+}
+
+/// Returns the platform of the fixture index that is not the host's, and the binfmt_misc
+/// entry that would let the host execute its binaries.
+fn foreign_platform() -> (&'static str, &'static str) {
+    match std::env::consts::ARCH {
+        "x86_64" => ("linux/arm64/v8", "qemu-aarch64"),
+        "aarch64" => ("linux/amd64", "qemu-x86_64"),
+        other => panic!("the fixture index has images for amd64 and arm64 only, not {other}"),
+    }
+}
+
+fn stored_platform(env: &Env, image: &str) -> String {
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", image])).unwrap();
+    inspect["platform"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn platform_pulls_over_the_stored_one() {
+    let env = Env::new();
+    let (foreign, emulator) = foreign_platform();
+    let emulated = std::path::Path::new("/proc/sys/fs/binfmt_misc")
+        .join(emulator)
+        .exists();
+    env.ok(&["pull", "busybox"]);
+    assert_ne!(stored_platform(&env, "busybox"), foreign);
+
+    for attempt in ["pulls", "runs the stored image"] {
+        let (stdout, stderr, code) = env.run_rm(&["--platform", foreign, "busybox", "true"]);
+        assert_eq!(stored_platform(&env, "busybox"), foreign, "{attempt}");
+        if emulated {
+            assert_eq!(code, Some(0), "{attempt}: stderr: {stderr}");
+            continue;
+        }
+        assert_eq!(code, Some(126), "{attempt}: stdout: {stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{attempt}: {stderr}");
+        let mismatch = format!("the image's platform ({foreign}) does not match the host's");
+        assert!(stderr.contains(&mismatch), "{attempt}: {stderr}");
+    }
+}
+
+#[test]
+fn foreign_stored_image_gets_a_warning() {
+    let env = Env::new();
+    let (foreign, _) = foreign_platform();
+    env.ok(&["pull", "--platform", foreign, "busybox"]);
+    let (_, stderr, _) = env.run_rm(&["busybox", "true"]);
+    let warning =
+        format!("layerfs: warning: the image's platform ({foreign}) does not match the host's");
+    assert!(stderr.starts_with(&warning), "{stderr}");
+}
+
+#[test]
+fn platform_mismatch_by_id_is_rejected() {
+    let env = Env::new();
+    let (foreign, _) = foreign_platform();
+    env.ok(&["pull", "busybox"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "busybox"])).unwrap();
+    let id = inspect["id"].as_str().unwrap();
+    let short_id = &id["sha256:".len().."sha256:".len() + 12];
+    let before = env.store_listing();
+    let (stdout, stderr, code) = env.run_rm(&["--platform", foreign, short_id, "true"]);
+    assert_eq!(code, Some(125), "stdout: {stdout}");
+    let expected = format!(
+        "layerfs: image {id} is for platform {}, not the requested {foreign}\n",
+        inspect["platform"].as_str().unwrap()
+    );
+    assert_eq!(stderr, expected);
+    assert_eq!(env.store_listing(), before);
 }

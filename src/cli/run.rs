@@ -11,7 +11,9 @@ use layerfs::run::rlimits::Ulimit;
 use layerfs::run::rootfs::volumes::{Tmpfs, Volume};
 use layerfs::run::spec::{Network, Overrides};
 use layerfs::run::{self, env_file, Outcome, RunOptions};
+use layerfs::store::ImageRecord;
 use layerfs_registry::{Platform, Reference};
+use tracing::debug;
 
 use super::mount::DriverArg;
 use super::pull::pull_image;
@@ -43,7 +45,8 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     tty: bool,
 
-    /// Platform to pull if the image is not in the store, as os/arch[/variant].
+    /// Platform of the image to run, as os/arch[/variant], pulled unless the store has the
+    /// image for it [default: the stored image's, or else the host's].
     #[arg(long)]
     platform: Option<Platform>,
 
@@ -214,7 +217,7 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
     // Before the pull, so that a mistyped option leaves the store as it was.
     overrides.check()?;
 
-    let image = match find_image(&context.store, &reference)? {
+    let image = match stored_image(context, &reference, args.platform.as_ref())? {
         Some(image) => image,
         None => pull_image(
             context,
@@ -223,6 +226,15 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
             Progress::for_stderr(),
         )?,
     };
+    let host = Platform::host();
+    if args.platform.is_none() && !host.matches(&image.platform) {
+        // As Docker warns; the command runs only if binfmt_misc can emulate the platform.
+        eprintln!(
+            "layerfs: warning: the image's platform ({}) does not match the host's ({host}), \
+             and no platform was requested",
+            image.platform
+        );
+    }
     let defaults = &context.config.run;
     let options = RunOptions {
         overrides,
@@ -272,6 +284,31 @@ fn unknown_option(option: &str) -> clap::Error {
         clap::error::ErrorKind::UnknownArgument,
         format!("unexpected argument '{option}' found"),
     )
+}
+
+/// Finds the image to run in the store. With `--platform`, an image stored for another
+/// platform counts as missing, so that the requested one is pulled in its place, as Docker
+/// does. An image named by its ID cannot be pulled, so there the mismatch is an error.
+fn stored_image(
+    context: &Context,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> anyhow::Result<Option<ImageRecord>> {
+    let Some(image) = find_image(&context.store, reference)? else {
+        return Ok(None);
+    };
+    let Some(requested) = platform.filter(|requested| !requested.matches(&image.platform)) else {
+        return Ok(Some(image));
+    };
+    if context.store.find_image(reference)?.is_none() {
+        anyhow::bail!(
+            "image {} is for platform {}, not the requested {requested}",
+            image.id(),
+            image.platform
+        );
+    }
+    debug!(stored = %image.platform, %requested, "pulling {reference} for another platform");
+    Ok(None)
 }
 
 /// Reads the `--env-file` files, then the `-e` entries, in order.

@@ -33,6 +33,7 @@ use crate::mount::{self, image_overlay, Driver, UpperDirs};
 use crate::store::{random_id, ImageRecord, Store};
 use crate::unpack::remove_tree;
 use layerfs_fuse::Layers;
+use layerfs_registry::Platform;
 
 /// The request `layerfs run` makes.
 #[derive(Debug, Clone, Default)]
@@ -141,6 +142,8 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
                 .then(|| attach::own_window_size().unwrap_or(WindowSize::DEFAULT)),
             ulimits: options.ulimits.clone(),
             capabilities: capabilities::resolve(&options.cap_add, &options.cap_drop).bits(),
+            foreign_platform: (!Platform::host().matches(&image.platform))
+                .then(|| image.platform.clone()),
         },
     };
     // Until the shim runs, a failure leaves nothing behind. After that the shim owns the

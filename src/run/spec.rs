@@ -15,6 +15,7 @@ use super::rootfs::volumes::{Tmpfs, Volume};
 use super::userns::IdMap;
 use crate::image::ImageConfig;
 use crate::mount::Overlay;
+use layerfs_registry::Platform;
 
 /// Used when neither the image nor the command line sets `PATH`, as Docker does.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -77,6 +78,9 @@ pub struct InitSpec {
     pub ulimits: Vec<Ulimit>,
     /// The capabilities the command keeps, as a `CAP_*` bit set.
     pub capabilities: u64,
+    /// The image's platform when the host's does not match it: the kernel can execute the
+    /// command only through binfmt_misc emulation, and the error says so when it cannot.
+    pub foreign_platform: Option<Platform>,
 }
 
 /// `--net`: `none`, a network namespace with only loopback (the default), or `host`.
