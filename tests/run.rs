@@ -206,7 +206,15 @@ fn nothing_is_left_after_exit() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kept.sort();
-    assert_eq!(kept, ["container.json", "state.json", "upper"]);
+    let expected = [
+        "container.json",
+        "hostname",
+        "hosts",
+        "resolv.conf",
+        "state.json",
+        "upper",
+    ];
+    assert_eq!(kept, expected);
     assert_eq!(
         std::fs::read_to_string(dir.join("upper/kept")).unwrap(),
         "x\n"

@@ -104,6 +104,16 @@ pub enum Error {
         host: Box<Platform>,
     },
 
+    #[error(
+        "cannot mount the container's {target}: in the image it resolves to {resolved}, and \
+         layerfs mounts nothing inside /proc or /sys",
+        resolved = .resolved.display()
+    )]
+    KernelFsTarget {
+        target: &'static str,
+        resolved: PathBuf,
+    },
+
     #[error("argument or environment string contains a NUL byte: {0:?}")]
     InvalidString(String),
 

@@ -89,7 +89,7 @@ fn spawn(
     let mounts = PreparedMounts::prepare(
         &spec.init,
         &spec.rootfs,
-        &spec.dir.join("rootfs"),
+        &spec.dir,
         userns.as_ref(),
         spec.remove,
     )?;

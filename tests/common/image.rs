@@ -75,6 +75,33 @@ pub fn push_with_layers(work: &Path, registry: &str, base: &str, target: &str, e
     push_modified(work, registry, base, target, &layers, |_| {});
 }
 
+/// Builds an uncompressed layer of symlinks, `(path, target)`, with their parent
+/// directories.
+pub fn symlink_layer(links: &[(&str, &str)]) -> Vec<u8> {
+    let header = |kind, mode| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        header
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, target) in links {
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            let mut dir = header(tar::EntryType::Directory, 0o755);
+            builder
+                .append_data(&mut dir, format!("{parent}/"), std::io::empty())
+                .unwrap();
+        }
+        let mut link = header(tar::EntryType::Symlink, 0o777);
+        builder.append_link(&mut link, path, target).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
 /// Pushes `base` as `target`, both references in the registry at `registry`, with the
 /// uncompressed `layers` on top and its config changed by `edit_config` (the whole config
 /// JSON, with `config.Env`, `config.Cmd` and the rest).
