@@ -76,7 +76,8 @@ impl Compression {
         match media_type {
             "application/vnd.oci.image.layer.v1.tar"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Ok(Compression::None),
+            | "application/vnd.docker.image.rootfs.diff.tar"
+            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Ok(Compression::None),
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -370,6 +371,10 @@ mod tests {
             (
                 "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
                 Compression::Gzip,
+            ),
+            (
+                "application/vnd.docker.image.rootfs.foreign.diff.tar",
+                Compression::None,
             ),
         ];
         for (media_type, expected) in cases {

@@ -1,9 +1,12 @@
 //! `layerfs pull`: resolve a reference to a platform manifest, then fetch, verify and unpack
 //! every layer the store lacks, concurrently, and record the image.
 //!
-//! Layers are staged in parallel. Nothing is committed until every layer has been fetched and
-//! verified, so a failed pull leaves the store as it was. Then layers are committed bottom
-//! first, blobs before the directories unpacked from them, and the image record last. A
+//! Layers are staged in parallel. What a layer takes from the layers below it (hardlinks to
+//! lower files, the metadata of unlisted parent directories) is resolved once all are
+//! staged, bottom first (see `unpack::resolve_lowers`). Nothing is committed until every
+//! layer has been fetched, verified and resolved, so a failed pull leaves the store as it
+//! was. Then layers are committed bottom first, blobs before the directories unpacked from
+//! them, and the image record last. A
 //! layer's store lock is held from before it is fetched until it is committed, so a
 //! concurrent pull of the same layer waits and then finds it.
 
@@ -11,6 +14,7 @@ mod progress;
 mod stream;
 
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -329,10 +333,37 @@ impl Puller {
         if let Some(error) = first_error {
             return Err(error);
         }
+        self.resolve_lowers(&staged, jobs)?;
         for (layer, job) in staged.into_iter().zip(jobs) {
             if let Some(layer) = layer {
                 layer.commit(job)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Completes each staged layer with what it takes from the layers below it, bottom
+    /// first, so that every layer a lookup reads is already complete. Lower layers are read
+    /// where they are: staged under `tmp/`, or already in the store. Nothing is committed
+    /// before every layer is resolved, so a failure here leaves the store as it was.
+    fn resolve_lowers(&self, staged: &[Option<Staged>], jobs: &[LayerJob]) -> Result<()> {
+        let diffs: Vec<PathBuf> = staged
+            .iter()
+            .zip(jobs)
+            .map(|(layer, job)| match layer {
+                Some(layer) => layer.unpacked.layer.diff_dir(),
+                None => self.store.layer_diff(&job.chain_id),
+            })
+            .collect();
+        for (index, (layer, job)) in staged.iter().zip(jobs).enumerate() {
+            let Some(layer) = layer else { continue };
+            let lowers: Vec<PathBuf> = diffs[..index].iter().rev().cloned().collect();
+            unpack::resolve_lowers(&diffs[index], &layer.unpacked.summary.lower, &lowers).map_err(
+                |error| Error::Unpack {
+                    layer: job.descriptor.digest.clone(),
+                    error,
+                },
+            )?;
         }
         Ok(())
     }

@@ -3,11 +3,14 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use rustix::fs::Timespec;
 use rustix::fs::{self as rfs, Gid, Mode, Timestamps, Uid, XattrFlags};
-use tar::{Entry, Header};
+use tar::Header;
+use tracing::warn;
+
+use super::pax::PaxRecords;
 
 /// The metadata an entry carries, with PAX records taking precedence over header fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,19 +31,15 @@ pub struct Timestamp {
     pub nanos: u32,
 }
 
-const PAX_XATTR_PREFIX: &str = "SCHILY.xattr.";
-const OVERLAY_XATTR_PREFIX: &str = "trusted.overlay.";
+const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
+pub const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 
 impl Metadata {
-    pub fn read<R: std::io::Read>(entry: &mut Entry<'_, R>) -> std::io::Result<Metadata> {
-        let header = entry.header().clone();
-        let mut metadata = Metadata::from_header(&header)?;
-        if let Some(extensions) = entry.pax_extensions()? {
-            for extension in extensions {
-                let extension = extension?;
-                let Ok(key) = extension.key() else { continue };
-                metadata.apply_pax(key, extension.value_bytes());
-            }
+    /// Reads an entry's metadata from its header, then lets its PAX records override it.
+    pub fn read(header: &Header, pax: &PaxRecords) -> std::io::Result<Metadata> {
+        let mut metadata = Metadata::from_header(header)?;
+        for (key, value) in pax.iter() {
+            metadata.apply_pax(key, value);
         }
         Ok(metadata)
     }
@@ -60,29 +59,32 @@ impl Metadata {
         })
     }
 
-    fn apply_pax(&mut self, key: &str, value: &[u8]) {
+    fn apply_pax(&mut self, key: &[u8], value: &[u8]) {
         let text = std::str::from_utf8(value).unwrap_or("");
         match key {
-            "mtime" => {
+            b"mtime" => {
                 if let Some(time) = parse_pax_time(text) {
                     self.mtime = time;
                 }
             }
-            "atime" => {
+            b"atime" => {
                 if let Some(time) = parse_pax_time(text) {
                     self.atime = time;
                 }
             }
-            "uid" => self.uid = text.parse().unwrap_or(self.uid),
-            "gid" => self.gid = text.parse().unwrap_or(self.gid),
+            b"uid" => self.uid = text.parse().unwrap_or(self.uid),
+            b"gid" => self.gid = text.parse().unwrap_or(self.gid),
             _ => {
                 if let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) {
                     // overlayfs reads its own trusted.overlay.* xattrs from layer directories
                     // (opaque, redirect, metacopy); an archive must not be able to set them.
-                    if name.starts_with(OVERLAY_XATTR_PREFIX) {
+                    if name.starts_with(OVERLAY_XATTR_PREFIX) || name.is_empty() {
                         return;
                     }
-                    let name = OsString::from_vec(name.as_bytes().to_vec());
+                    // A repeated name replaces the earlier value, as setting it twice would.
+                    self.xattrs
+                        .retain(|(existing, _)| existing.as_bytes() != name);
+                    let name = OsString::from_vec(name.to_vec());
                     self.xattrs.push((name, value.to_vec()));
                 }
             }
@@ -110,9 +112,17 @@ impl Metadata {
         rfs::fchown(fd, Some(uid), Some(gid))
     }
 
+    /// Sets the entry's xattrs. One in a namespace the file system does not support is
+    /// skipped with a warning, as GNU tar and containerd do.
     pub fn apply_xattrs(&self, fd: &OwnedFd) -> rustix::io::Result<()> {
         for (name, value) in &self.xattrs {
-            rfs::fsetxattr(fd, name.as_os_str(), value, XattrFlags::empty())?;
+            match rfs::fsetxattr(fd, name.as_os_str(), value, XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::OPNOTSUPP) => {
+                    warn!(xattr = ?name, "skipping an xattr the file system does not support");
+                }
+                Err(errno) => return Err(errno),
+            }
         }
         Ok(())
     }

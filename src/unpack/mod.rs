@@ -2,36 +2,52 @@
 //!
 //! Whiteouts become what overlayfs reads: `.wh.NAME` a character device 0/0 named NAME, and
 //! `.wh..wh..opq` the `trusted.overlay.opaque` xattr on its directory. A whiteout only ever
-//! hides lower layers: when its target already exists in the same layer, the entry stays, and
-//! a directory there is marked opaque instead. The bottom layer of an image has nothing below
-//! it, so its whiteouts are dropped.
+//! hides lower layers (OCI image spec, "Whiteouts"): when its target already exists in the
+//! same layer, the entry stays, and a directory there is marked opaque instead. The bottom
+//! layer of an image has nothing below it, so its whiteouts are dropped.
+//!
+//! Unpacking is two steps. [`unpack`] streams one layer's archive into its directory on its
+//! own, so that the layers of an image can be unpacked at the same time. What depends on the
+//! layers below (hardlinks to lower files, the metadata of parent directories the archive
+//! does not list, an opaque root) is recorded in [`Summary::lower`], and
+//! [`resolve_lowers`] completes it once the layers below are complete.
 //!
 //! Paths are resolved through directory file descriptors one component at a time without
 //! following symlinks (see `tree`), so no entry can write outside the layer directory.
 
+mod copy_up;
+mod create;
 mod decompress;
+mod dirfd;
+mod hardlink;
+mod links;
+mod lower;
 mod metadata;
 mod path;
+mod pax;
+mod resolve;
+mod sparse;
 mod tree;
 mod whiteout;
 
 use std::ffi::OsStr;
-use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, Read};
 use std::path::Path;
 
-use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, Uid, XattrFlags};
 use tar::{Entry, EntryType};
 use tracing::debug;
 
 use crate::fs_error::FsError;
 use metadata::Metadata;
+use pax::PaxRecords;
 use tree::{Existing, Tree};
 
 pub use decompress::decompress;
+pub use dirfd::remove_tree;
+pub use links::LowerLink;
 pub use path::EntryPath;
-pub use tree::{remove_tree, OPAQUE_XATTR};
+pub use resolve::{resolve_lowers, LowerRefs};
+pub use tree::OPAQUE_XATTR;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -73,14 +89,14 @@ pub struct Options {
     pub base_layer: bool,
 }
 
-/// What unpacking produced besides the tree itself.
+/// The results of unpacking besides the tree itself.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub entries: u64,
     /// Sum of the sizes of the regular files written.
     pub file_bytes: u64,
-    /// Parent directories created because the archive did not list them.
-    pub implicit_dirs: Vec<EntryPath>,
+    /// The references to the layers below that [`resolve_lowers`] completes.
+    pub lower: LowerRefs,
 }
 
 /// Unpacks the tar stream `reader` into the empty directory `dest`. Reads up to the end of
@@ -91,14 +107,21 @@ pub fn unpack<R: Read>(reader: R, dest: &Path, options: &Options) -> Result<Summ
     let mut summary = Summary::default();
     for entry in archive.entries().map_err(Error::Archive)? {
         let mut entry = entry.map_err(Error::Archive)?;
-        if entry.header().entry_type().is_file() {
+        if entry.header().entry_type().is_file() || entry.header().entry_type().is_gnu_sparse() {
             summary.file_bytes += entry.size();
         }
         apply_entry(&mut tree, &mut entry, options)?;
         summary.entries += 1;
     }
-    summary.implicit_dirs = tree.finish()?;
+    summary.lower = tree.finish()?;
     Ok(summary)
+}
+
+/// One archive entry's name, parsed, with its type and PAX records.
+struct Parsed {
+    path: EntryPath,
+    kind: EntryType,
+    pax: PaxRecords,
 }
 
 fn apply_entry<R: Read>(
@@ -106,17 +129,27 @@ fn apply_entry<R: Read>(
     entry: &mut Entry<'_, R>,
     options: &Options,
 ) -> Result<()> {
-    let raw = entry.path_bytes().into_owned();
+    let pax = PaxRecords::read(entry).map_err(Error::Archive)?;
+    // GNU tar's PAX sparse formats keep the real name in a record of their own.
+    let raw = match pax.get("GNU.sparse.name") {
+        Some(name) => name.to_vec(),
+        None => entry.path_bytes().into_owned(),
+    };
     let path = EntryPath::parse(&raw).map_err(|error| Error::UnsafeEntry {
         path: String::from_utf8_lossy(&raw).into_owned(),
         reason: error.to_string(),
     })?;
     let kind = entry.header().entry_type();
-    let Some((parent, name)) = path.split_last() else {
-        return apply_root(tree, entry, kind);
+    let parsed = Parsed { path, kind, pax };
+    let Some((parent, name)) = parsed.path.split_last() else {
+        return apply_root(tree, entry, &parsed);
     };
+    if whiteout::in_aufs_meta(parent) {
+        debug!(path = %parsed.path, "skipping AUFS metadata");
+        return Ok(());
+    }
     let classified = whiteout::classify(name).map_err(|error| Error::InvalidEntry {
-        path: path.to_string(),
+        path: parsed.path.to_string(),
         reason: error.to_string(),
     })?;
     let parent = EntryPath::from_components(parent.to_vec());
@@ -124,30 +157,45 @@ fn apply_entry<R: Read>(
         whiteout::Name::AufsMeta => Ok(()),
         whiteout::Name::Opaque => apply_opaque(tree, &parent, options),
         whiteout::Name::Whiteout(target) => apply_whiteout(tree, &parent, target, options),
-        whiteout::Name::Plain => apply_plain(tree, &path, entry, kind),
+        whiteout::Name::Plain => apply_plain(tree, entry, &parsed),
     }
 }
 
-/// The archive's entry for the layer root itself (`./`): only a directory is acceptable.
-fn apply_root<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, kind: EntryType) -> Result<()> {
+/// Applies the archive's entry for the layer root itself (`./`), which must be a directory.
+fn apply_root<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Parsed) -> Result<()> {
     let root = EntryPath::default();
-    if !kind.is_dir() {
+    if !parsed.kind.is_dir() {
         return Err(Error::unsafe_entry(
             &root,
             "the layer root is not a directory",
         ));
     }
-    let metadata = Metadata::read(entry).map_err(Error::Archive)?;
+    let metadata = Metadata::read(entry.header(), &parsed.pax).map_err(Error::Archive)?;
     let fd = tree.root_fd();
-    apply_dir_owner_and_xattrs(tree, &fd, &root, &metadata)?;
+    create::apply_dir_owner_and_xattrs(tree, &fd, &root, &metadata)?;
+    tree.mark_not_inherited(&root);
     tree.defer_dir(&root, metadata);
     Ok(())
+}
+
+/// Rejects a whiteout or opaque marker that hides a lower file this layer hardlinks to. A
+/// whiteout applies before every entry of its layer, wherever it sits in the archive (OCI
+/// image spec, "Whiteouts"), so it leaves that hardlink without a target.
+fn reject_hidden_link_target(tree: &Tree, hidden: &EntryPath) -> Result<()> {
+    match tree.lower_links.target_at_or_below(hidden) {
+        Some(target) => Err(Error::invalid_entry(
+            hidden,
+            &format!("this whiteout deletes {target}, the target of a hardlink in this layer"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn apply_opaque(tree: &mut Tree, dir: &EntryPath, options: &Options) -> Result<()> {
     if options.base_layer {
         return Ok(());
     }
+    reject_hidden_link_target(tree, dir)?;
     let fd = tree.dir(dir.components())?;
     tree.set_opaque(&fd, dir)
 }
@@ -161,12 +209,14 @@ fn apply_whiteout(
     if options.base_layer {
         return Ok(());
     }
-    let parent = tree.dir(dir.components())?;
     let path = dir.join(target);
+    reject_hidden_link_target(tree, &path)?;
+    let parent = tree.dir(dir.components())?;
     match tree.existing(&parent, target, &path)? {
         Existing::Nothing => tree.make_whiteout(&parent, target, &path),
         Existing::Directory => {
             let fd = tree.dir(path.components())?;
+            tree.mark_not_inherited(&path);
             tree.set_opaque(&fd, &path)
         }
         // A file, symlink or device of this layer already hides the lower entry.
@@ -174,240 +224,60 @@ fn apply_whiteout(
     }
 }
 
-fn apply_plain<R: Read>(
-    tree: &mut Tree,
-    path: &EntryPath,
-    entry: &mut Entry<'_, R>,
-    kind: EntryType,
-) -> Result<()> {
-    let metadata = Metadata::read(entry).map_err(Error::Archive)?;
+fn apply_plain<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Parsed) -> Result<()> {
+    let path = &parsed.path;
+    let kind = parsed.kind;
+    if !is_supported(kind) {
+        debug!(%path, ?kind, "skipping an entry of a kind layers do not use");
+        return Ok(());
+    }
+    if kind == EntryType::Link && hardlink::target(entry, path)? == *path {
+        debug!(%path, "skipping a hardlink to itself");
+        return Ok(());
+    }
+    let metadata = Metadata::read(entry.header(), &parsed.pax).map_err(Error::Archive)?;
     let (parent_components, name) = path.split_last().expect("the root is handled apart");
     let parent = tree.dir(parent_components)?;
     let existing = tree.existing(&parent, name, path)?;
     let keep_existing_dir = kind.is_dir() && existing == Existing::Directory;
     if existing != Existing::Nothing && !keep_existing_dir {
-        if kind == EntryType::Link && link_target(entry, path)? == *path {
-            debug!(%path, "skipping a hardlink to itself");
-            return Ok(());
-        }
         tree.remove(&parent, name, path)?;
     }
 
+    let target = create::Target {
+        parent: &parent,
+        name,
+        path,
+    };
     match kind {
         EntryType::Directory => {
             // A directory that replaces a non-directory of this layer replaces whatever the
             // lower layers had there too, so it hides their content.
             let replaced = matches!(existing, Existing::Whiteout | Existing::Other);
-            make_dir(
-                tree,
-                &parent,
-                name,
-                path,
-                &metadata,
-                !keep_existing_dir,
-                replaced,
-            )
+            create::make_dir(tree, &target, &metadata, !keep_existing_dir, replaced)
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-            make_file(tree, &parent, name, path, entry, &metadata)
+            create::make_file(tree, &target, entry, &parsed.pax, &metadata)
         }
-        EntryType::Symlink => make_symlink(tree, &parent, name, path, entry, &metadata),
-        EntryType::Link => make_hardlink(tree, &parent, name, path, entry),
-        EntryType::Char | EntryType::Block | EntryType::Fifo => {
-            make_node(tree, &parent, name, path, entry, kind, &metadata)
-        }
-        other => {
-            debug!(%path, kind = ?other, "skipping an entry of a kind layers do not use");
-            Ok(())
-        }
+        EntryType::Symlink => create::make_symlink(tree, &target, entry, &metadata),
+        EntryType::Link => hardlink::make(tree, &target, entry),
+        _ => create::make_node(tree, &target, entry, kind, &metadata),
     }
 }
 
-fn make_dir(
-    tree: &mut Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    metadata: &Metadata,
-    create: bool,
-    replaced: bool,
-) -> Result<()> {
-    if create {
-        rfs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
-            .map_err(|errno| tree.fs_error("creating directory", path, errno))?;
-    }
-    let fd = tree.dir(path.components())?;
-    apply_dir_owner_and_xattrs(tree, &fd, path, metadata)?;
-    if replaced {
-        tree.set_opaque(&fd, path)?;
-    }
-    tree.defer_dir(path, metadata.clone());
-    Ok(())
-}
-
-fn apply_dir_owner_and_xattrs(
-    tree: &Tree,
-    fd: &OwnedFd,
-    path: &EntryPath,
-    metadata: &Metadata,
-) -> Result<()> {
-    metadata
-        .apply_owner(fd)
-        .and_then(|()| metadata.apply_xattrs(fd))
-        .map_err(|errno| tree.fs_error("setting owner and xattrs of", path, errno))
-}
-
-/// Copy buffer for file contents; large enough that decompression, not syscalls, dominates.
-const COPY_BUFFER: usize = 128 * 1024;
-
-fn make_file<R: Read>(
-    tree: &mut Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    entry: &mut Entry<'_, R>,
-    metadata: &Metadata,
-) -> Result<()> {
-    let mut file = tree::create_file(parent, name)
-        .map_err(|errno| tree.fs_error("creating file", path, errno))?;
-    let mut buffer = vec![0u8; COPY_BUFFER];
-    loop {
-        let read = entry.read(&mut buffer).map_err(Error::Archive)?;
-        if read == 0 {
-            break;
-        }
-        file.write_all(&buffer[..read])
-            .map_err(|error| FsError::new("writing", tree.display_path(path), error))?;
-    }
-    let fd = OwnedFd::from(file);
-    metadata
-        .apply_owner_mode_xattrs(&fd)
-        .and_then(|()| rfs::futimens(&fd, &metadata.timestamps()))
-        .map_err(|errno| tree.fs_error("setting metadata of", path, errno))
-}
-
-fn make_symlink<R: Read>(
-    tree: &mut Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    entry: &mut Entry<'_, R>,
-    metadata: &Metadata,
-) -> Result<()> {
-    let target = entry
-        .link_name_bytes()
-        .ok_or_else(|| Error::invalid_entry(path, "symlink without a target"))?
-        .into_owned();
-    rfs::symlinkat(OsStr::from_bytes(&target), parent, name)
-        .map_err(|errno| tree.fs_error("creating symlink", path, errno))?;
-    apply_metadata_at(tree, parent, name, path, metadata, false)
-}
-
-fn make_node<R: Read>(
-    tree: &mut Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    entry: &mut Entry<'_, R>,
-    kind: EntryType,
-    metadata: &Metadata,
-) -> Result<()> {
-    let header = entry.header();
-    let major = header.device_major().ok().flatten().unwrap_or(0);
-    let minor = header.device_minor().ok().flatten().unwrap_or(0);
-    let file_type = match kind {
-        EntryType::Char => FileType::CharacterDevice,
-        EntryType::Block => FileType::BlockDevice,
-        _ => FileType::Fifo,
-    };
-    let device = rfs::makedev(major, minor);
-    rfs::mknodat(parent, name, file_type, Mode::from_raw_mode(0o600), device)
-        .map_err(|errno| tree.fs_error("creating device node", path, errno))?;
-    apply_metadata_at(tree, parent, name, path, metadata, true)
-}
-
-/// Applies metadata to a symlink or device node, which cannot be opened for writing: by name
-/// in its parent, never following a symlink.
-fn apply_metadata_at(
-    tree: &Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    metadata: &Metadata,
-    set_mode: bool,
-) -> Result<()> {
-    let uid = Uid::from_raw(metadata.uid);
-    let gid = Gid::from_raw(metadata.gid);
-    let result = rfs::chownat(
-        parent,
-        name,
-        Some(uid),
-        Some(gid),
-        AtFlags::SYMLINK_NOFOLLOW,
+/// Tells whether a layer entry of this type describes a file. Others (GNU volume labels and
+/// multi-volume parts, PAX global headers, which Docker ignores too) are skipped.
+fn is_supported(kind: EntryType) -> bool {
+    matches!(
+        kind,
+        EntryType::Directory
+            | EntryType::Regular
+            | EntryType::Continuous
+            | EntryType::GNUSparse
+            | EntryType::Symlink
+            | EntryType::Link
+            | EntryType::Char
+            | EntryType::Block
+            | EntryType::Fifo
     )
-    .and_then(|()| match set_mode {
-        true => rfs::chmodat(
-            parent,
-            name,
-            Mode::from_raw_mode(metadata.mode),
-            AtFlags::empty(),
-        ),
-        false => Ok(()),
-    })
-    .and_then(|()| set_xattrs_at(parent, name, metadata))
-    .and_then(|()| tree::set_times_at(parent, name, &metadata.timestamps()));
-    result.map_err(|errno| tree.fs_error("setting metadata of", path, errno))
-}
-
-/// Sets xattrs on `name` in `parent` without following it: `lsetxattr` on the name below the
-/// parent's `/proc/self/fd` entry, since Linux has no `lsetxattrat` before 6.13.
-fn set_xattrs_at(parent: &OwnedFd, name: &OsStr, metadata: &Metadata) -> rustix::io::Result<()> {
-    if metadata.xattrs.is_empty() {
-        return Ok(());
-    }
-    let proc_path = Path::new("/proc/self/fd")
-        .join(parent.as_raw_fd().to_string())
-        .join(name);
-    for (key, value) in &metadata.xattrs {
-        rfs::lsetxattr(&proc_path, key.as_os_str(), value, XattrFlags::empty())?;
-    }
-    Ok(())
-}
-
-fn link_target<R: Read>(entry: &Entry<'_, R>, path: &EntryPath) -> Result<EntryPath> {
-    let raw = entry
-        .link_name_bytes()
-        .ok_or_else(|| Error::invalid_entry(path, "hardlink without a target"))?;
-    EntryPath::parse(&raw).map_err(|error| Error::UnsafeEntry {
-        path: path.to_string(),
-        reason: format!("hardlink target: {error}"),
-    })
-}
-
-fn make_hardlink<R: Read>(
-    tree: &mut Tree,
-    parent: &OwnedFd,
-    name: &OsStr,
-    path: &EntryPath,
-    entry: &mut Entry<'_, R>,
-) -> Result<()> {
-    let target = link_target(entry, path)?;
-    let Some((target_parent, target_name)) = target.split_last() else {
-        return Err(Error::invalid_entry(path, "hardlink to the layer root"));
-    };
-    let target_parent = tree.dir(target_parent)?;
-    // NOTE: a hardlink whose target exists only in a lower layer is rejected for now; layers
-    // built by Docker and BuildKit always include the target in the same layer.
-    match rfs::linkat(&target_parent, target_name, parent, name, AtFlags::empty()) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOENT) => Err(Error::invalid_entry(
-            path,
-            &format!("hardlink target {target} is not in this layer"),
-        )),
-        Err(rustix::io::Errno::PERM) => Err(Error::invalid_entry(
-            path,
-            &format!("hardlink target {target} is a directory"),
-        )),
-        Err(errno) => Err(tree.fs_error("creating hardlink", path, errno)),
-    }
 }

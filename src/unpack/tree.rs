@@ -7,28 +7,24 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use indexmap::IndexMap;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
+use indexmap::{IndexMap, IndexSet};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, XattrFlags};
 use rustix::io::Errno;
 
+use super::dirfd::{self, DIR_FLAGS};
+use super::links::LowerLinks;
 use super::metadata::Metadata;
 use super::path::EntryPath;
+use super::resolve::LowerRefs;
 use super::{Error, Result};
 use crate::fs_error::{FsContext, FsError};
 
 /// The xattr that marks an overlayfs upper directory as hiding the lower directories' content.
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-
-/// Directory flags for walking: never follow a symlink, fail on a non-directory.
-const DIR_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
 
 pub struct Tree {
     root: Rc<OwnedFd>,
@@ -38,11 +34,16 @@ pub struct Tree {
     /// Paths holding a whiteout device this layer created, so a later entry at the same path
     /// knows the lower entry was deleted.
     whiteouts: HashSet<EntryPath>,
-    /// Directories created only because an entry below them had no parent entry.
-    implicit_dirs: Vec<EntryPath>,
+    /// Directories created only because an entry below them had no parent entry, and that
+    /// take their metadata from the layers below if those have them. The root is one until
+    /// the archive lists it.
+    implicit_dirs: IndexSet<EntryPath>,
     /// Directory modes and times, applied after every entry so that creating children does
     /// not disturb a directory's mtime and a read-only mode does not block its children.
     deferred_dirs: IndexMap<EntryPath, Metadata>,
+    pub lower_links: LowerLinks,
+    /// The archive made the root opaque, which overlayfs ignores on a layer root.
+    opaque_root: bool,
 }
 
 /// What already sits at an entry's path in this layer.
@@ -52,6 +53,18 @@ pub enum Existing {
     Directory,
     Whiteout,
     Other,
+}
+
+/// A path's meaning in this layer, found without creating anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// This layer has a non-directory there.
+    File,
+    Directory,
+    /// This layer has nothing there and does not hide the layers below.
+    Below,
+    /// This layer deleted the path or made a directory above it opaque.
+    Hidden,
 }
 
 impl Tree {
@@ -64,8 +77,10 @@ impl Tree {
             root_path: root_path.to_path_buf(),
             cache: None,
             whiteouts: HashSet::new(),
-            implicit_dirs: Vec::new(),
+            implicit_dirs: IndexSet::from([EntryPath::default()]),
             deferred_dirs: IndexMap::new(),
+            lower_links: LowerLinks::default(),
+            opaque_root: false,
         })
     }
 
@@ -98,33 +113,77 @@ impl Tree {
     /// Opens the last component of `walked` below `parent`, creating it if missing.
     fn step(&mut self, parent: &OwnedFd, walked: &EntryPath) -> Result<OwnedFd> {
         let (_, name) = walked.split_last().expect("walked paths are not the root");
-        match rfs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        match dirfd::open_dir(parent, name) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
-            Err(Errno::LOOP) => {
-                return Err(Error::unsafe_entry(
-                    walked,
-                    "a parent directory is a symlink",
-                ))
-            }
-            Err(Errno::NOTDIR) if self.whiteouts.contains(walked) => {
-                self.remove(parent, name, walked)?;
-            }
-            Err(Errno::NOTDIR) => {
-                return Err(Error::invalid_entry(walked, "a parent is not a directory"))
-            }
+            Err(Errno::LOOP) => return Err(symlink_parent(walked)),
+            Err(Errno::NOTDIR) if self.whiteouts.contains(walked) => {}
+            // O_DIRECTORY reports a symlink as ENOTDIR rather than ELOOP.
+            Err(Errno::NOTDIR) => return Err(self.not_a_directory(parent, name, walked)),
             Err(errno) => return Err(self.fs_error("opening directory", walked, errno)),
         }
-        let was_whiteout = self.whiteouts.remove(walked);
+        let was_whiteout = self.whiteouts.contains(walked);
+        if was_whiteout {
+            self.remove(parent, name, walked)?;
+        }
         rfs::mkdirat(parent, name, Mode::from_raw_mode(0o755))
             .map_err(|errno| self.fs_error("creating directory", walked, errno))?;
-        let fd = rfs::openat(parent, name, DIR_FLAGS, Mode::empty())
+        let fd = dirfd::open_dir(parent, name)
             .map_err(|errno| self.fs_error("opening directory", walked, errno))?;
         if was_whiteout {
+            // The lower directory was deleted: this one is new and hides its content.
             self.set_opaque(&fd, walked)?;
+        } else {
+            self.implicit_dirs.insert(walked.clone());
         }
-        self.implicit_dirs.push(walked.clone());
         Ok(fd)
+    }
+
+    /// Builds the error for a parent position that has a non-directory.
+    fn not_a_directory(&self, parent: &OwnedFd, name: &OsStr, walked: &EntryPath) -> Error {
+        match rfs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+                symlink_parent(walked)
+            }
+            _ => Error::invalid_entry(walked, "a parent is not a directory"),
+        }
+    }
+
+    /// Finds what `path` means in this layer, walking without creating anything.
+    pub fn lookup(&self, path: &EntryPath) -> Result<Lookup> {
+        let mut current = self.root.clone();
+        let mut hidden = self.opaque_root;
+        let components = path.components();
+        for depth in 0..components.len() {
+            let walked = EntryPath::from_components(components[..=depth].to_vec());
+            if self.whiteouts.contains(&walked) {
+                return Ok(Lookup::Hidden);
+            }
+            let name = &components[depth];
+            let stat = match rfs::statat(&*current, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => stat,
+                Err(Errno::NOENT) if hidden => return Ok(Lookup::Hidden),
+                Err(Errno::NOENT) => return Ok(Lookup::Below),
+                Err(errno) => return Err(self.fs_error("inspecting", &walked, errno)),
+            };
+            let kind = FileType::from_raw_mode(stat.st_mode);
+            let last = depth + 1 == components.len();
+            match (kind, last) {
+                (FileType::Directory, true) => return Ok(Lookup::Directory),
+                (_, true) => return Ok(Lookup::File),
+                (FileType::Directory, false) => {}
+                (FileType::Symlink, false) => return Err(symlink_parent(&walked)),
+                (_, false) => {
+                    return Err(Error::invalid_entry(&walked, "a parent is not a directory"))
+                }
+            }
+            let fd = dirfd::open_dir(&current, name)
+                .map_err(|errno| self.fs_error("opening directory", &walked, errno))?;
+            hidden |=
+                is_opaque(&fd).map_err(|errno| self.fs_error("inspecting", &walked, errno))?;
+            current = Rc::new(fd);
+        }
+        Ok(Lookup::Directory)
     }
 
     /// Reports what this layer already has at `name` in `parent`.
@@ -144,7 +203,7 @@ impl Tree {
 
     /// Removes whatever is at `name` in `parent`, a whole directory tree included.
     pub fn remove(&mut self, parent: &OwnedFd, name: &OsStr, path: &EntryPath) -> Result<()> {
-        self.whiteouts.remove(path);
+        self.forget(path);
         match rfs::unlinkat(parent, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => return Ok(()),
             Err(Errno::ISDIR) => {}
@@ -152,15 +211,21 @@ impl Tree {
         }
         // The cached parent may lie inside the tree being removed.
         self.cache = None;
-        let dir = rfs::openat(parent, name, DIR_FLAGS, Mode::empty())
+        let dir = dirfd::open_dir(parent, name)
             .map_err(|errno| self.fs_error("opening directory", path, errno))?;
-        remove_contents(&dir)
+        dirfd::remove_contents(&dir)
             .map_err(|errno| self.fs_error("removing contents of", path, errno))?;
         rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
-            .map_err(|errno| self.fs_error("removing directory", path, errno))?;
+            .map_err(|errno| self.fs_error("removing directory", path, errno))
+    }
+
+    /// Drops everything recorded about `path` and the paths below it.
+    fn forget(&mut self, path: &EntryPath) {
+        self.whiteouts.retain(|other| !other.starts_with(path));
+        self.implicit_dirs.retain(|other| !other.starts_with(path));
         self.deferred_dirs
             .retain(|dir_path, _| !dir_path.starts_with(path));
-        Ok(())
+        self.lower_links.forget(path);
     }
 
     /// Creates an overlayfs whiteout: a character device with device number 0/0.
@@ -182,9 +247,18 @@ impl Tree {
         Ok(())
     }
 
-    pub fn set_opaque(&self, dir: &OwnedFd, path: &EntryPath) -> Result<()> {
+    pub fn set_opaque(&mut self, dir: &OwnedFd, path: &EntryPath) -> Result<()> {
+        if path.is_root() {
+            self.opaque_root = true;
+        }
         rfs::fsetxattr(dir, OPAQUE_XATTR, b"y", XattrFlags::empty())
             .map_err(|errno| self.fs_error("marking opaque", path, errno))
+    }
+
+    /// Records that the directory at `path` takes no metadata from the layers below: the
+    /// archive lists it, or deleted the lower directory it would have come from.
+    pub fn mark_not_inherited(&mut self, path: &EntryPath) {
+        self.implicit_dirs.shift_remove(path);
     }
 
     /// Records a directory's metadata to apply in [`Tree::finish`].
@@ -192,8 +266,9 @@ impl Tree {
         self.deferred_dirs.insert(path.clone(), metadata);
     }
 
-    /// Applies deferred directory modes and times, deepest first.
-    pub fn finish(mut self) -> Result<Vec<EntryPath>> {
+    /// Applies deferred directory modes and times, deepest first, and returns what the layer
+    /// still needs from the layers below it.
+    pub fn finish(mut self) -> Result<LowerRefs> {
         let mut dirs: Vec<(EntryPath, Metadata)> = std::mem::take(&mut self.deferred_dirs)
             .into_iter()
             .collect();
@@ -208,7 +283,14 @@ impl Tree {
                 .apply_mode_and_times(&fd)
                 .map_err(|errno| self.fs_error("setting mode and times of", &path, errno))?;
         }
-        Ok(self.implicit_dirs)
+        let mut whiteouts: Vec<EntryPath> = self.whiteouts.into_iter().collect();
+        whiteouts.sort_by(|a, b| a.components().cmp(b.components()));
+        Ok(LowerRefs {
+            implicit_dirs: self.implicit_dirs.into_iter().collect(),
+            links: self.lower_links.into_links(),
+            opaque_root: self.opaque_root,
+            whiteouts,
+        })
     }
 
     pub fn fs_error(&self, action: &'static str, path: &EntryPath, errno: Errno) -> Error {
@@ -216,67 +298,16 @@ impl Tree {
     }
 }
 
-/// Empties a directory without following symlinks inside it.
-fn remove_contents(dir: &OwnedFd) -> rustix::io::Result<()> {
-    let names = list_names(dir)?;
-    for name in names {
-        match rfs::unlinkat(dir, &name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => continue,
-            Err(Errno::ISDIR) => {}
-            Err(errno) => return Err(errno),
-        }
-        let child = rfs::openat(dir, &name, DIR_FLAGS, Mode::empty())?;
-        remove_contents(&child)?;
-        rfs::unlinkat(dir, &name, AtFlags::REMOVEDIR)?;
-    }
-    Ok(())
+fn symlink_parent(path: &EntryPath) -> Error {
+    Error::unsafe_entry(path, "a parent directory is a symlink")
 }
 
-fn list_names(dir: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {
-    use std::os::unix::ffi::OsStrExt;
-
-    let reader = rfs::openat(dir, ".", DIR_FLAGS, Mode::empty())?;
-    let mut names = Vec::new();
-    for entry in rfs::Dir::read_from(&reader)? {
-        let entry = entry?;
-        let name = entry.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            names.push(OsStr::from_bytes(name).to_owned());
-        }
-    }
-    Ok(names)
-}
-
-/// Removes `path` and everything below it without following symlinks. A missing path is not
-/// an error.
-pub fn remove_tree(path: &Path) -> Result<(), FsError> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let Some(name) = path.file_name() else {
-        return Ok(());
-    };
-    let parent_fd = match rfs::open(parent, DIR_FLAGS, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(errno) => return Err(FsError::new("opening", parent, errno.into())),
-    };
-    let result = match rfs::unlinkat(&parent_fd, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::ISDIR) => rfs::openat(&parent_fd, name, DIR_FLAGS, Mode::empty())
-            .and_then(|dir| remove_contents(&dir))
-            .and_then(|()| rfs::unlinkat(&parent_fd, name, AtFlags::REMOVEDIR)),
+/// Tells whether a directory carries the overlayfs opaque mark.
+pub fn is_opaque(dir: &OwnedFd) -> rustix::io::Result<bool> {
+    let mut value = [0u8; 8];
+    match rfs::fgetxattr(dir, OPAQUE_XATTR, &mut value) {
+        Ok(length) => Ok(&value[..length] == b"y"),
+        Err(Errno::NODATA) | Err(Errno::RANGE) => Ok(false),
         Err(errno) => Err(errno),
-    };
-    result.map_err(|errno| FsError::new("removing", path, errno.into()))
-}
-
-/// Opens `name` in `parent` for writing a new regular file; it must not exist.
-pub fn create_file(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<File> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rfs::openat(parent, name, flags, Mode::from_raw_mode(0o600))?;
-    Ok(File::from(fd))
-}
-
-/// Sets the times of `name` in `parent` without following a symlink.
-pub fn set_times_at(parent: &OwnedFd, name: &OsStr, times: &Timestamps) -> rustix::io::Result<()> {
-    rfs::utimensat(parent.as_fd(), name, times, AtFlags::SYMLINK_NOFOLLOW)
+    }
 }

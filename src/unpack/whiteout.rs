@@ -46,6 +46,14 @@ pub fn classify(name: &OsStr) -> Result<Name<'_>, MalformedWhiteout> {
     Ok(Name::Whiteout(OsStr::from_bytes(target)))
 }
 
+/// Tells whether a parent directory is AUFS metadata (`.wh..wh.plnk/…`). Everything below
+/// it is skipped like the directory itself.
+pub fn in_aufs_meta(parents: &[std::ffi::OsString]) -> bool {
+    parents
+        .iter()
+        .any(|component| component.as_bytes().starts_with(META_PREFIX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

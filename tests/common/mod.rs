@@ -13,6 +13,7 @@ pub mod fake_registry;
 pub mod grpc;
 pub mod image;
 pub mod overlay;
+pub mod push;
 pub mod registry;
 pub mod tree;
 
