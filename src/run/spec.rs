@@ -78,8 +78,9 @@ pub struct InitSpec {
     pub ulimits: Vec<Ulimit>,
     /// The capabilities the command keeps, as a `CAP_*` bit set.
     pub capabilities: u64,
-    /// The image's platform when the host's does not match it: the kernel can execute the
-    /// command only through binfmt_misc emulation, and the error says so when it cannot.
+    /// The image's platform when the host's does not match it. The kernel can then execute the
+    /// command only through binfmt_misc emulation, and the error names both platforms when
+    /// it cannot.
     pub foreign_platform: Option<Platform>,
 }
 
@@ -170,7 +171,7 @@ impl Overrides {
         Ok(())
     }
 
-    /// The `-w` directory; an empty one means the image's, as in Docker.
+    /// Returns the `-w` directory. An empty one means the image's, as in Docker.
     fn workdir(&self) -> Option<&str> {
         self.workdir.as_deref().filter(|dir| !dir.is_empty())
     }
@@ -239,7 +240,7 @@ pub fn set_env(env: &mut Vec<String>, entry: &str) {
     }
 }
 
-/// The KEY of `KEY=VALUE`, or the whole of a bare `KEY`.
+/// Returns the KEY of `KEY=VALUE`, or the whole of a bare `KEY`.
 fn env_name(entry: &str) -> &str {
     entry.split_once('=').map_or(entry, |(key, _)| key)
 }
