@@ -1,5 +1,6 @@
 //! The FUSE driver's daemon: recorded with its mount, stopped by `umount`, by SIGTERM and
-//! by a lazy unmount, and cleaned up by `umount` after a crash.
+//! by a lazy unmount, cleaned up by `umount` after a crash, and leaving alone a newer mount
+//! on its target when its own mount is gone.
 
 mod common;
 
@@ -7,6 +8,7 @@ use std::fs::{self, File};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use common::overlay::FuseMount;
 use common::Env;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{umount2, MntFlags};
@@ -170,4 +172,34 @@ fn umount_keep_returns_fuse_upper() {
         &whiteout.file_type()
     ));
     assert_eq!(std::os::unix::fs::MetadataExt::rdev(&whiteout), 0);
+}
+
+/// containerd's sequence when the exit status of its mount helper is lost (`ECHILD`): it
+/// unmounts the helper's mount and mounts again on the same target, while the first daemon
+/// may still be ending.
+#[test]
+fn ended_mount_leaves_newer_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let first_layer = dir.path().join("first");
+    let second_layer = dir.path().join("second");
+    let target = dir.path().join("target");
+    for layer in [&first_layer, &second_layer, &target] {
+        fs::create_dir(layer).unwrap();
+    }
+    fs::write(first_layer.join("first"), "first\n").unwrap();
+    fs::write(second_layer.join("second"), "second\n").unwrap();
+    let layers = layerfs_fuse::Layers {
+        lowers: vec![first_layer],
+        upper: None,
+    };
+    let first = layerfs_fuse::mount(&layers, &target, layerfs_fuse::Options::default()).unwrap();
+    umount2(&target, MntFlags::empty()).unwrap();
+    let second = FuseMount::new(&[second_layer], None, &target);
+
+    first.run().unwrap();
+    assert!(is_mount_point(&second.target));
+    assert_eq!(
+        fs::read_to_string(target.join("second")).unwrap(),
+        "second\n"
+    );
 }

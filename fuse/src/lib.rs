@@ -15,6 +15,7 @@
 mod attr;
 mod copy_up;
 mod create;
+mod device;
 mod dir;
 mod filesystem;
 mod format;
@@ -32,9 +33,10 @@ mod setattr;
 mod xattr;
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use fuser::{Config, Session, SessionACL};
 
 pub use fs::{OpenMode, Options};
 pub use layers::{Layers, UpperDirs};
@@ -60,7 +62,11 @@ pub enum Error {
 
 /// A mounted file system, ready to serve requests.
 pub struct Mount {
-    session: Session<OverlayFs>,
+    /// Taken by [`Mount::run`].
+    session: Option<Session<OverlayFs>>,
+    /// The mount's `/dev/fuse`, of which the session has a copy. Polling it shows whether
+    /// the connection is still live once the session has ended.
+    device: OwnedFd,
     target: PathBuf,
 }
 
@@ -69,46 +75,45 @@ pub struct Mount {
 pub fn mount(layers: &Layers, target: &Path, options: Options) -> Result<Mount> {
     let threads = options.threads;
     let filesystem = OverlayFs::new(layers, options)?;
-    let mut mount_options = vec![
-        MountOption::FSName("layerfs".to_owned()),
-        MountOption::Subtype("layerfs".to_owned()),
-        // The kernel checks permissions against the attributes, as for overlayfs, whose
-        // own checks use the caller's credentials on the merged inode.
-        MountOption::DefaultPermissions,
-        MountOption::Dev,
-        MountOption::Suid,
-    ];
-    if layers.upper.is_none() {
-        mount_options.push(MountOption::RO);
-    }
+    let mount_error = |error| Error::Mount {
+        target: target.to_path_buf(),
+        error,
+    };
+    let device = device::mount_device(target, layers.upper.is_none()).map_err(mount_error)?;
+    // From here on, an error drops `mount`, which unmounts the target again.
+    let mut mount = Mount {
+        session: None,
+        device,
+        target: target.to_path_buf(),
+    };
+    let served = mount.device.try_clone().map_err(mount_error)?;
     let mut config = Config::default();
-    config.mount_options = mount_options;
     // Containers run as many users; the kernel still applies default_permissions.
     config.acl = SessionACL::All;
     config.n_threads = Some(threads);
     config.clone_fd = true;
-    let session = Session::new(filesystem, target, &config).map_err(|error| Error::Mount {
-        target: target.to_path_buf(),
-        error,
-    })?;
-    Ok(Mount {
-        session,
-        target: target.to_path_buf(),
-    })
+    let session = Session::from_fd(filesystem, served, config.acl, config).map_err(mount_error)?;
+    mount.session = Some(session);
+    Ok(mount)
 }
 
 impl Mount {
-    /// Returns a handle that unmounts the file system from another thread, which ends
-    /// [`Mount::run`].
-    pub fn unmounter(&mut self) -> SessionUnmounter {
-        self.session.unmount_callable()
-    }
-
     /// Serves requests until the file system is unmounted.
-    pub fn run(self) -> Result<()> {
-        self.session.run().map_err(|error| Error::Serve {
-            target: self.target,
+    pub fn run(mut self) -> Result<()> {
+        let session = self.session.take().expect("a mount is run once");
+        session.run().map_err(|error| Error::Serve {
+            target: self.target.clone(),
             error,
         })
+    }
+}
+
+impl Drop for Mount {
+    /// Unmounts the file system if its connection is still live: when it was never served,
+    /// or serving failed. After an unmount by anyone else the target is left alone, because
+    /// it may contain a newer mount by then.
+    fn drop(&mut self) {
+        drop(self.session.take());
+        device::unmount_if_connected(&self.device, &self.target);
     }
 }
