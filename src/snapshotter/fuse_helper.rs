@@ -13,8 +13,15 @@
 //! exits once the mount is live, because containerd waits for the helper and for its output
 //! pipes to close. containerd unmounts with `fusermount3 -u` or `umount2(2)`, and the
 //! daemon exits when the kernel ends the FUSE connection: at once, or after a lazy unmount
-//! once no process uses the mount. The daemon's directory stays until the snapshotter
-//! commits or removes the snapshot, so its log can be read after the mount is gone.
+//! once no process uses the mount.
+//!
+//! When the runc shim's reaper collects the helper's exit status first, containerd gets
+//! `ECHILD`, unmounts, and runs the helper again on the same target, often several times.
+//! The ending daemons leave the newer mounts alone: a daemon unmounts only while its own
+//! connection is live.
+//!
+//! The daemon's directory stays until the snapshotter commits or removes the snapshot, so
+//! its log can be read after the mount is gone.
 
 use std::fs;
 use std::path::{Path, PathBuf};
