@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -16,14 +15,6 @@ use common::{direct, Env};
 /// How long daemons may take to exit after their unmount; generous because CI machines are
 /// shared.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Serializes the tests of this file.
-///
-/// NOTE: run at the same time in one test process, the two tests failed about one run in
-/// five: runc found no executable in a container's root, as if the `fuse3.layerfs` mount
-/// were missing from the bundle's rootfs when runc ran. Run one at a time, or the same test
-/// in two processes at once, they have not failed. The cause is not known yet.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Lists every entry of the root file system, one line each: for directories the mode and
 /// owner, for other files also size, link count, modification time, device number and
@@ -144,7 +135,6 @@ fn probe_mounts(containerd: &Containerd, parent: &str) -> String {
 
 #[test]
 fn fuse_snapshots_run_under_containerd() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let env = Env::new();
     let containerd = Containerd::start(&env, fuse_setup());
     let busybox = direct("library/busybox:latest");
@@ -196,7 +186,6 @@ fn fuse_snapshots_run_under_containerd() {
 
 #[test]
 fn fuse_view_matches_overlay_view() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let env = Env::new();
     let containerd = Containerd::start(&env, fuse_setup());
     let image = direct("layerfs-fixtures/whiteouts:latest");
