@@ -93,6 +93,7 @@ fn bench_cri(rounds: usize, images: &[String]) {
             &env,
             Setup {
                 cri: Some(snapshotter),
+                ..Setup::default()
             },
         );
         for _ in 0..rounds {

@@ -206,7 +206,15 @@ fn nothing_is_left_after_exit() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kept.sort();
-    assert_eq!(kept, ["container.json", "state.json", "upper"]);
+    let expected = [
+        "container.json",
+        "hostname",
+        "hosts",
+        "resolv.conf",
+        "state.json",
+        "upper",
+    ];
+    assert_eq!(kept, expected);
     assert_eq!(
         std::fs::read_to_string(dir.join("upper/kept")).unwrap(),
         "x\n"
@@ -325,4 +333,20 @@ fn sigpipe_has_its_default_action_inside() {
     assert_eq!(ignored & sigpipe_bit, 0, "SIGPIPE is ignored: {}", lines[0]);
     assert_eq!(lines[1], "y");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
+
+#[test]
+fn setup_failure_reports_its_cause() {
+    let env = Env::new();
+    let dir = env.path("volume");
+    std::fs::create_dir(&dir).unwrap();
+    // A directory cannot be mounted over the image's /etc/passwd, a file: PID 1 fails while
+    // it builds the root file system, before the shim has moved it into its cgroup.
+    let volume = format!("{}:/etc/passwd", dir.display());
+    let (_, stderr, code) = run_output(&env, &["--rm", "-v", &volume, "busybox", "true"]);
+    assert_eq!(code, Some(125));
+    assert_eq!(
+        stderr,
+        "layerfs: opening /etc/passwd: Not a directory (os error 20)\n"
+    );
 }

@@ -2,16 +2,8 @@
 
 mod common;
 
-use common::containerd::{Containerd, Setup};
+use common::containerd::{Containerd, Setup, WHITEOUTS_OUTPUT, WHITEOUTS_SCRIPT};
 use common::{direct, Env};
-
-/// Prints what the whiteouts image's upper layer changed, one line per check.
-const WHITEOUTS_SCRIPT: &str = "cat /etc/hostname /etc/layerfs-added; ls /etc/apk/keys; \
-    for p in /etc/motd /usr/share/udhcpc; do if [ -e $p ]; then echo present $p; \
-    else echo absent $p; fi; done";
-
-const WHITEOUTS_OUTPUT: &str = "layerfs-whiteouts\nadded by the upper layer\n\
-    layerfs-fixture.txt\nabsent /etc/motd\nabsent /usr/share/udhcpc\n";
 
 fn pull(containerd: &Containerd, image: &str) {
     let args = [
@@ -130,6 +122,7 @@ fn cri_pull_reuses_layerfs_layers() {
         &env,
         Setup {
             cri: Some("layerfs"),
+            ..Setup::default()
         },
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();

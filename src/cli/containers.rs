@@ -19,6 +19,7 @@ pub struct StopArgs {
     time: u64,
 
     /// Containers, by name, ID or ID prefix.
+    /// Containers, by name, ID or ID prefix.
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -29,6 +30,7 @@ pub struct KillArgs {
     #[arg(short = 's', long = "signal", default_value = "KILL", value_parser = parse_signal)]
     signal: Signal,
 
+    /// Containers, by name, ID or ID prefix.
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -39,12 +41,14 @@ pub struct RmArgs {
     #[arg(short = 'f', long)]
     force: bool,
 
+    /// Containers, by name, ID or ID prefix.
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct NamesArgs {
+    /// Containers, by name, ID or ID prefix.
     #[arg(required = true)]
     containers: Vec<String>,
 }

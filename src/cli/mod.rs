@@ -93,6 +93,9 @@ enum Command {
     /// Serve a FUSE mount (started by `mount --driver fuse`, not by hand).
     #[command(hide = true, name = "fuse-daemon")]
     FuseDaemon(mount::FuseDaemonArgs),
+    /// Mount a snapshot with FUSE (run by mount.fuse3 for `fuse3.layerfs` mounts).
+    #[command(hide = true, name = "overlay")]
+    FuseHelper(snapshotter::FuseHelperArgs),
 }
 
 /// An error and the exit code it maps to.
@@ -175,6 +178,10 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
     if let Command::FuseDaemon(command) = args.command {
         return mount::fuse_daemon(command);
     }
+    // containerd runs the helper with its own environment: no layerfs store or config.
+    if let Command::FuseHelper(command) = args.command {
+        return snapshotter::fuse_helper(command);
+    }
     let context = match args.command {
         // Commands that only read the store need no config and create no store.
         Command::Images(_) | Command::Inspect(_) | Command::Umount(_) => {
@@ -209,7 +216,9 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
         Command::Resume(command) => containers::resume(&context, command),
         Command::Logs(command) => logs::logs(&context, command),
         Command::Stats(command) => stats::stats(&context, command),
-        Command::ContainerShim | Command::FuseDaemon(_) => unreachable!("handled above"),
+        Command::ContainerShim | Command::FuseDaemon(_) | Command::FuseHelper(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -11,7 +11,9 @@ use layerfs::run::rlimits::Ulimit;
 use layerfs::run::rootfs::volumes::{Tmpfs, Volume};
 use layerfs::run::spec::{Network, Overrides};
 use layerfs::run::{self, env_file, Outcome, RunOptions};
+use layerfs::store::ImageRecord;
 use layerfs_registry::{Platform, Reference};
+use tracing::debug;
 
 use super::mount::DriverArg;
 use super::pull::pull_image;
@@ -21,6 +23,7 @@ use super::{find_image, Context, Failure};
 const RUN_FAILURE: u8 = 125;
 
 #[derive(Debug, Args)]
+#[command(override_usage = "layerfs run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
 pub struct RunArgs {
     /// Remove the container when it exits.
     #[arg(long)]
@@ -42,11 +45,13 @@ pub struct RunArgs {
     #[arg(short = 't', long)]
     tty: bool,
 
-    /// Platform to pull if the image is not in the store, as os/arch[/variant].
+    /// Platform of the image to run, as os/arch[/variant], pulled unless the store has the
+    /// image for it [default: the stored image's, or else the host's].
     #[arg(long)]
     platform: Option<Platform>,
 
-    /// Set an environment variable, KEY=VALUE, or KEY to copy it from this environment.
+    /// Set an environment variable, KEY=VALUE, or KEY to copy it from this environment (if
+    /// KEY is not set here, the image's KEY is removed).
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
 
@@ -152,12 +157,17 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DriverArg::Overlay)]
     driver: DriverArg,
 
-    /// Image reference; pulled first if not in the store.
-    image: Reference,
-
-    /// Command and arguments [default: the image's Entrypoint and Cmd].
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// Image reference (pulled first if not in the store), then the command and its
+    /// arguments [default: the image's Entrypoint and Cmd]. Everything after the image goes
+    /// to the command, options included.
+    #[arg(
+        value_name = "IMAGE",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    image_and_command: Vec<String>,
 }
 
 fn parse_size_arg(text: &str) -> Result<u64, String> {
@@ -165,6 +175,16 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
 }
 
 pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
+    if let Some(option) = args
+        .image_and_command
+        .first()
+        .filter(|a| a.starts_with('-'))
+    {
+        // clap hands an option it does not know to the positional that takes hyphen values.
+        // The image comes first, and no reference starts with `-`.
+        let _ = unknown_option(option).print();
+        return Ok(ExitCode::from(RUN_FAILURE));
+    }
     let failure = |error: anyhow::Error| {
         let exit_code = match error.downcast_ref::<run::Error>() {
             Some(error) => error.exit_code(),
@@ -182,33 +202,42 @@ pub fn run(context: &Context, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
-    let image = match find_image(&context.store, &args.image)? {
+    let mut image_and_command = args.image_and_command.into_iter();
+    let reference: Reference = image_and_command
+        .next()
+        .expect("clap requires the image")
+        .parse()?;
+    let overrides = Overrides {
+        command: image_and_command.collect(),
+        entrypoint: args.entrypoint,
+        env: read_env(&args.env_file, &args.env)?,
+        workdir: args.workdir,
+        user: args.user,
+    };
+    // Before the pull, so that a mistyped option leaves the store as it was.
+    overrides.check()?;
+
+    let image = match stored_image(context, &reference, args.platform.as_ref())? {
         Some(image) => image,
         None => pull_image(
             context,
-            &args.image,
+            &reference,
             args.platform.clone(),
             Progress::for_stderr(),
         )?,
     };
-    let mut env = Vec::new();
-    for path in &args.env_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading env file {}", path.display()))?;
-        let entries = env_file::parse(&text, |name| std::env::var(name).ok())
-            .with_context(|| format!("reading env file {}", path.display()))?;
-        env.extend(entries);
+    let host = Platform::host();
+    if args.platform.is_none() && !host.matches(&image.platform) {
+        // As Docker warns; the command runs only if binfmt_misc can emulate the platform.
+        eprintln!(
+            "layerfs: warning: the image's platform ({}) does not match the host's ({host}), \
+             and no platform was requested",
+            image.platform
+        );
     }
-    env.extend(args.env.iter().filter_map(|entry| expand_env(entry)));
     let defaults = &context.config.run;
     let options = RunOptions {
-        overrides: Overrides {
-            command: args.command,
-            entrypoint: args.entrypoint,
-            env,
-            workdir: args.workdir,
-            user: args.user,
-        },
+        overrides,
         name: args.name,
         remove: args.rm,
         detach: args.detach,
@@ -244,14 +273,68 @@ fn start(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
     Ok(run::run(&context.store, &image, &options)?)
 }
 
-/// `KEY=VALUE` stays; a bare `KEY` takes this process's value, and is dropped if unset.
-fn expand_env(entry: &str) -> Option<String> {
-    if entry.contains('=') {
-        return Some(entry.to_owned());
+/// Builds the error clap gives for an unknown option of `run`, with `run`'s usage line.
+fn unknown_option(option: &str) -> clap::Error {
+    let mut command = <super::Args as clap::CommandFactory>::command();
+    command.build();
+    let run = command
+        .find_subcommand_mut("run")
+        .expect("layerfs has a run command");
+    run.error(
+        clap::error::ErrorKind::UnknownArgument,
+        format!("unexpected argument '{option}' found"),
+    )
+}
+
+/// Finds the image to run in the store. With `--platform`, an image stored for another
+/// platform counts as missing, so that the requested one is pulled in its place, as Docker
+/// does. An image named by its ID cannot be pulled, so there the mismatch is an error.
+fn stored_image(
+    context: &Context,
+    reference: &Reference,
+    platform: Option<&Platform>,
+) -> anyhow::Result<Option<ImageRecord>> {
+    let Some(image) = find_image(&context.store, reference)? else {
+        return Ok(None);
+    };
+    let Some(requested) = platform.filter(|requested| !requested.matches(&image.platform)) else {
+        return Ok(Some(image));
+    };
+    if context.store.find_image(reference)?.is_none() {
+        anyhow::bail!(
+            "image {} is for platform {}, not the requested {requested}",
+            image.id(),
+            image.platform
+        );
     }
-    std::env::var(entry)
-        .ok()
-        .map(|value| format!("{entry}={value}"))
+    debug!(stored = %image.platform, %requested, "pulling {reference} for another platform");
+    Ok(None)
+}
+
+/// Reads the `--env-file` files, then the `-e` entries, in order.
+fn read_env(files: &[PathBuf], entries: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut env = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        let entries = env_file::parse(&text, |name| std::env::var(name).ok())
+            .with_context(|| format!("reading env file {}", path.display()))?;
+        env.extend(entries);
+    }
+    env.extend(entries.iter().map(|entry| expand_env(entry)));
+    Ok(env)
+}
+
+/// `KEY=VALUE` stays, and a bare `KEY` takes this process's value. A bare `KEY` that is not
+/// set here stays bare, so that it removes KEY from the image's environment, as in Docker.
+fn expand_env(entry: &str) -> String {
+    if entry.contains('=') {
+        return entry.to_owned();
+    }
+    match std::env::var(entry) {
+        Ok(value) => format!("{entry}={value}"),
+        Err(_) => entry.to_owned(),
+    }
 }
 
 pub fn container_shim() -> ExitCode {

@@ -18,6 +18,7 @@ use super::capabilities::{self, CapabilityArg};
 use super::cgroups::{Hierarchies, Preference, Resources};
 use super::console::WindowSize;
 use super::rlimits::{self, Ulimit};
+use super::rootfs::network_files;
 use super::rootfs::volumes::{Tmpfs, Volume};
 use super::shim::{CONSOLE_FD_ENV, NOTIFY_FD_ENV};
 use super::spec::{
@@ -33,6 +34,7 @@ use crate::mount::{self, image_overlay, Driver, UpperDirs};
 use crate::store::{random_id, ImageRecord, Store};
 use crate::unpack::remove_tree;
 use layerfs_fuse::Layers;
+use layerfs_registry::Platform;
 
 /// The request `layerfs run` makes.
 #[derive(Debug, Clone, Default)]
@@ -141,11 +143,13 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
                 .then(|| attach::own_window_size().unwrap_or(WindowSize::DEFAULT)),
             ulimits: options.ulimits.clone(),
             capabilities: capabilities::resolve(&options.cap_add, &options.cap_drop).bits(),
+            foreign_platform: (!Platform::host().matches(&image.platform))
+                .then(|| image.platform.clone()),
         },
     };
     // Until the shim runs, a failure leaves nothing behind. After that the shim owns the
     // directory and records a failure there, as Docker keeps a container that did not start.
-    let shim = prepare_dirs(&container, userns.as_ref())
+    let shim = prepare_dirs(&container, &spec.init, userns.as_ref())
         .and_then(|()| start_fuse_daemon(&dir, fuse_layers.as_ref(), options.driver))
         .and_then(|()| spawn_shim(&spec, options));
     match shim {
@@ -188,21 +192,21 @@ fn upper_dirs(dir: &Path) -> UpperDirs {
     }
 }
 
-/// Creates the writable layer and the mount point. In a user namespace the upper
-/// directory, which becomes `/`, belongs to the container's root.
-fn prepare_dirs(container: &Container, userns: Option<&IdMap>) -> Result<()> {
+/// Creates the writable layer, the mount point and the network files. In a user namespace
+/// the upper directory, which becomes `/`, and the network files belong to the container's
+/// root.
+fn prepare_dirs(container: &Container, init: &InitSpec, userns: Option<&IdMap>) -> Result<()> {
     for sub in ["upper", "work", "rootfs"] {
         let path = container.dir.join(sub);
         fs::create_dir(&path).at("creating", &path)?;
     }
-    if let Some(map) = userns {
+    let owner = userns.map(|map| (map.host_uid(0), map.host_gid(0)));
+    if let Some((uid, gid)) = owner {
         let upper = container.dir.join("upper");
-        let (uid, gid) = (
-            Uid::from_raw(map.host_uid(0)),
-            Gid::from_raw(map.host_gid(0)),
-        );
+        let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
         chown(&upper, Some(uid), Some(gid)).at("changing the owner of", &upper)?;
     }
+    network_files::write(&container.dir, &init.hostname, init.network, owner)?;
     Ok(())
 }
 

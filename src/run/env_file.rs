@@ -3,7 +3,7 @@
 //! blank lines and lines starting with `#` skipped.
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line} of the env file: variable name {name:?} contains whitespace")]
+#[error("line {line} of the env file: invalid variable name {name:?}: it must not be empty or contain whitespace")]
 pub struct InvalidEnvFile {
     pub line: usize,
     pub name: String,

@@ -9,9 +9,12 @@ use nix::unistd::execve;
 
 use super::spec::{get_env, Process, DEFAULT_PATH};
 use super::Error;
+use layerfs_registry::Platform;
 
-/// Executes the process; returns only on failure.
-pub fn exec(process: &Process) -> Error {
+/// Executes the process; returns only on failure. `foreign_platform` is the image's platform
+/// when it differs from the host's, named in the error if the kernel cannot execute the
+/// command's format.
+pub fn exec(process: &Process, foreign_platform: Option<&Platform>) -> Error {
     let name = &process.args[0];
     let path_var = get_env(&process.env, "PATH").unwrap_or(DEFAULT_PATH);
     let Some(path) = find_executable(name, path_var) else {
@@ -45,9 +48,14 @@ pub fn exec(process: &Process) -> Error {
         Err(errno) => errno,
         Ok(never) => match never {},
     };
-    match errno {
-        Errno::ENOENT => Error::CommandNotFound(path.display().to_string()),
-        errno => Error::CannotExecute {
+    match (errno, foreign_platform) {
+        (Errno::ENOENT, _) => Error::CommandNotFound(path.display().to_string()),
+        (Errno::ENOEXEC, Some(platform)) => Error::ForeignPlatform {
+            path,
+            image: Box::new(platform.clone()),
+            host: Box::new(Platform::host()),
+        },
+        (errno, _) => Error::CannotExecute {
             path,
             reason: errno.desc().to_owned(),
         },

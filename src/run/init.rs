@@ -83,13 +83,13 @@ fn start(
     capabilities::limit_bounding_set(keep).sys("limiting the capability bounding set")?;
 
     if spec.init {
-        return reaper::run(&process, &identity, keep, terminal, errors);
+        return reaper::run(&process, spec, &identity, keep, terminal, errors);
     }
     if let Some(terminal) = terminal {
         console::make_controlling(terminal).sys("attaching the terminal")?;
     }
     become_user(&identity, keep)?;
-    Err(exec::exec(&process))
+    Err(exec::exec(&process, spec.foreign_platform.as_ref()))
 }
 
 /// Waits for the shim's byte, then arms the parent-death signal: only now is the shim PID

@@ -48,7 +48,8 @@ use crate::fs_error::FsError;
 use crate::image::InvalidConfig;
 use crate::mount;
 use crate::store;
-use spec::NoCommand;
+use layerfs_registry::Platform;
+use spec::InvalidProcess;
 
 pub use control::{kill, pause, remove, resume, stop};
 pub use create::{run, Outcome, RunOptions};
@@ -71,7 +72,7 @@ pub enum Error {
     Config(#[from] InvalidConfig),
 
     #[error(transparent)]
-    NoCommand(#[from] NoCommand),
+    Process(#[from] InvalidProcess),
 
     #[error(transparent)]
     Cgroup(#[from] cgroups::Error),
@@ -90,6 +91,28 @@ pub enum Error {
 
     #[error("cannot execute {path}: {reason}", path = .path.display())]
     CannotExecute { path: PathBuf, reason: String },
+
+    #[error(
+        "cannot execute {path}: exec format error: the image's platform ({image}) does not \
+         match the host's ({host}); run an image for {host}, or register an emulator for \
+         {image} with binfmt_misc (such as qemu-user-static)",
+        path = .path.display()
+    )]
+    ForeignPlatform {
+        path: PathBuf,
+        image: Box<Platform>,
+        host: Box<Platform>,
+    },
+
+    #[error(
+        "cannot mount the container's {target}: in the image it resolves to {resolved}, and \
+         layerfs mounts nothing inside /proc or /sys",
+        resolved = .resolved.display()
+    )]
+    KernelFsTarget {
+        target: &'static str,
+        resolved: PathBuf,
+    },
 
     #[error("argument or environment string contains a NUL byte: {0:?}")]
     InvalidString(String),
@@ -153,7 +176,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::CommandNotFound(_) => 127,
-            Error::CannotExecute { .. } => 126,
+            Error::CannotExecute { .. } | Error::ForeignPlatform { .. } => 126,
             Error::Container { code, .. } => *code,
             _ => 125,
         }

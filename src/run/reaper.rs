@@ -20,7 +20,7 @@ use rustix::thread::CapabilitySet;
 
 use super::capabilities;
 use super::init::become_user;
-use super::spec::Process;
+use super::spec::{InitSpec, Process};
 use super::user::User;
 use super::{console, exec, failure, Error, SysContext};
 
@@ -37,6 +37,7 @@ const FORWARDED: [Signal; 7] = [
 
 pub fn run(
     process: &Process,
+    spec: &InitSpec,
     identity: &User,
     keep: CapabilitySet,
     terminal: Option<OwnedFd>,
@@ -64,7 +65,7 @@ pub fn run(
     // SAFETY: PID 1 is single-threaded (forked from the single-threaded shim).
     let child = match unsafe { fork() }.sys("forking the command")? {
         ForkResult::Child => {
-            let error = start_command(process, identity, keep, has_terminal, &previous);
+            let error = start_command(process, spec, identity, keep, has_terminal, &previous);
             failure::exit_with(errors, &error)
         }
         ForkResult::Parent { child } => child,
@@ -78,6 +79,7 @@ pub fn run(
 /// container's user, and execute the command. Returns only on failure.
 fn start_command(
     process: &Process,
+    spec: &InitSpec,
     identity: &User,
     keep: CapabilitySet,
     has_terminal: bool,
@@ -95,7 +97,7 @@ fn start_command(
         }
     }
     match become_user(identity, keep) {
-        Ok(()) => exec::exec(process),
+        Ok(()) => exec::exec(process, spec.foreign_platform.as_ref()),
         Err(error) => error,
     }
 }

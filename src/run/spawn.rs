@@ -89,7 +89,7 @@ fn spawn(
     let mounts = PreparedMounts::prepare(
         &spec.init,
         &spec.rootfs,
-        &spec.dir.join("rootfs"),
+        &spec.dir,
         userns.as_ref(),
         spec.remove,
     )?;
@@ -123,13 +123,18 @@ fn spawn(
     // Moving a process between v1 cgroups waits for an RCU grace period (about 10 ms here),
     // so PID 1 builds its mounts meanwhile, and waits for this byte only before it unshares
     // its cgroup namespace. It forks nothing and executes nothing before.
-    let joined = cgroup.add(pid);
-    if let Err(error) = joined {
+    let signalled = cgroup.add(pid).map_err(Error::from).and_then(|()| {
+        rustix::io::write(&adopted_write, &[IN_CGROUP])
+            .sys("signalling PID 1")
+            .map(drop)
+    });
+    if let Err(error) = signalled {
+        // PID 1 may have failed and exited already, which is why the byte found no reader:
+        // its report names the cause, where the broken pipe would not.
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(pid), None);
-        return Err(error.into());
+        return Err(failure::receive(errors_read).unwrap_or(error));
     }
-    rustix::io::write(&adopted_write, &[IN_CGROUP]).sys("signalling PID 1")?;
     if let Some(error) = failure::receive(errors_read) {
         let _ = waitpid(Pid::from_raw(pid), None);
         return Err(error);

@@ -15,6 +15,7 @@ use super::rootfs::volumes::{Tmpfs, Volume};
 use super::userns::IdMap;
 use crate::image::ImageConfig;
 use crate::mount::Overlay;
+use layerfs_registry::Platform;
 
 /// Used when neither the image nor the command line sets `PATH`, as Docker does.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -77,6 +78,10 @@ pub struct InitSpec {
     pub ulimits: Vec<Ulimit>,
     /// The capabilities the command keeps, as a `CAP_*` bit set.
     pub capabilities: u64,
+    /// The image's platform when the host's does not match it. The kernel can then execute the
+    /// command only through binfmt_misc emulation, and the error names both platforms when
+    /// it cannot.
+    pub foreign_platform: Option<Platform>,
 }
 
 /// `--net`: `none`, a network namespace with only loopback (the default), or `host`.
@@ -120,15 +125,57 @@ pub struct Overrides {
     pub command: Vec<String>,
     /// Replaces the image's `Entrypoint`; an empty string clears it.
     pub entrypoint: Option<String>,
-    /// `KEY=VALUE` added to (or replacing) the image's `Env`.
+    /// In order: `KEY=VALUE` adds to or replaces the image's `Env`, and a bare `KEY` removes
+    /// KEY, as Docker does with `-e KEY` when KEY is not set where `docker` runs.
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
 }
 
+/// Why the command line and the image config do not make a process.
 #[derive(Debug, thiserror::Error)]
-#[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
-pub struct NoCommand;
+pub enum InvalidProcess {
+    #[error("no command to run: the image sets no Entrypoint or Cmd, so give one after the image")]
+    NoCommand,
+
+    #[error(
+        "no command to run: --entrypoint \"\" clears the image's Entrypoint and Cmd, so give \
+         the command after the image"
+    )]
+    EntrypointCleared,
+
+    #[error("invalid working directory {0:?}: it must be an absolute path")]
+    RelativeWorkdir(String),
+
+    #[error("invalid environment variable {0:?}: the name before = is empty")]
+    EmptyEnvName(String),
+}
+
+impl Overrides {
+    /// Checks what the command line sets on its own, before an image is pulled for it.
+    pub fn check(&self) -> Result<(), InvalidProcess> {
+        // Whatever the image sets, nothing is left to run, and Docker fails here too.
+        if self.entrypoint.as_deref() == Some("") && self.command.is_empty() {
+            return Err(InvalidProcess::EntrypointCleared);
+        }
+        // As in Docker. The image's WorkingDir is not checked: `docker build` stores WORKDIR
+        // as an absolute path, and a relative one is taken from / inside the container.
+        if let Some(workdir) = self.workdir() {
+            if !workdir.starts_with('/') {
+                return Err(InvalidProcess::RelativeWorkdir(workdir.to_owned()));
+            }
+        }
+        if let Some(entry) = self.env.iter().find(|entry| env_name(entry).is_empty()) {
+            return Err(InvalidProcess::EmptyEnvName(entry.clone()));
+        }
+        Ok(())
+    }
+
+    /// Returns the `-w` directory. An empty one means the image's, as in Docker.
+    fn workdir(&self) -> Option<&str> {
+        self.workdir.as_deref().filter(|dir| !dir.is_empty())
+    }
+}
 
 /// Combines the image config and the command line as Docker does: the entrypoint (image's or
 /// `--entrypoint`) followed by the command line's arguments, or else by the image's `Cmd`.
@@ -136,7 +183,8 @@ pub fn resolve_process(
     config: &ImageConfig,
     overrides: &Overrides,
     hostname: &str,
-) -> Result<Process, NoCommand> {
+) -> Result<Process, InvalidProcess> {
+    overrides.check()?;
     let entrypoint = match &overrides.entrypoint {
         Some(text) if text.is_empty() => Vec::new(),
         Some(text) => vec![text.clone()],
@@ -152,12 +200,16 @@ pub fn resolve_process(
     };
     let args: Vec<String> = entrypoint.into_iter().chain(command).collect();
     if args.is_empty() {
-        return Err(NoCommand);
+        return Err(InvalidProcess::NoCommand);
     }
 
     let mut env = config.env();
     for entry in &overrides.env {
-        set_env(&mut env, entry);
+        if entry.contains('=') {
+            set_env(&mut env, entry);
+        } else {
+            env.retain(|existing| env_name(existing) != entry);
+        }
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, format!("PATH={DEFAULT_PATH}"));
@@ -165,8 +217,8 @@ pub fn resolve_process(
     set_env(&mut env, &format!("HOSTNAME={hostname}"));
 
     let cwd = overrides
-        .workdir
-        .clone()
+        .workdir()
+        .map(str::to_owned)
         .or_else(|| config.working_dir())
         .unwrap_or_else(|| "/".to_owned());
     let user = overrides.user.clone().or_else(|| config.user());
@@ -180,14 +232,17 @@ pub fn resolve_process(
 
 /// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY in place.
 pub fn set_env(env: &mut Vec<String>, entry: &str) {
-    let key = entry.split_once('=').map_or(entry, |(key, _)| key);
-    let existing = env
-        .iter_mut()
-        .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key);
+    let key = env_name(entry);
+    let existing = env.iter_mut().find(|e| env_name(e) == key);
     match existing {
         Some(slot) => *slot = entry.to_owned(),
         None => env.push(entry.to_owned()),
     }
+}
+
+/// Returns the KEY of `KEY=VALUE`, or the whole of a bare `KEY`.
+fn env_name(entry: &str) -> &str {
+    entry.split_once('=').map_or(entry, |(key, _)| key)
 }
 
 /// Looks up KEY in `KEY=VALUE` strings.
@@ -246,9 +301,87 @@ mod tests {
     }
 
     #[test]
+    fn workdir_check_table() {
+        let cases = [
+            (None, true),
+            (Some("/srv/app"), true),
+            (Some(""), true),
+            (Some("srv"), false),
+            (Some("./srv"), false),
+            (Some("~/srv"), false),
+        ];
+        for (workdir, valid) in cases {
+            let overrides = Overrides {
+                workdir: workdir.map(str::to_owned),
+                ..Overrides::default()
+            };
+            assert_eq!(overrides.check().is_ok(), valid, "-w {workdir:?}");
+        }
+    }
+
+    #[test]
+    fn env_name_check_table() {
+        let cases = [
+            ("A=1", true),
+            ("A=", true),
+            ("A", true),
+            ("A==", true),
+            ("=1", false),
+            ("=", false),
+            ("", false),
+        ];
+        for (entry, valid) in cases {
+            let overrides = Overrides {
+                env: strings(&["OK=1", entry]),
+                ..Overrides::default()
+            };
+            assert_eq!(overrides.check().is_ok(), valid, "-e {entry:?}");
+        }
+    }
+
+    #[test]
+    fn bare_env_name_removes_the_images() {
+        let image = r#""Cmd":["x"],"Env":["PATH=/bin","A=1","B=2"]"#;
+        let overrides = Overrides {
+            env: strings(&["A", "C", "B=3"]),
+            ..Overrides::default()
+        };
+        let process = resolve_process(&config(image), &overrides, "h").unwrap();
+        assert_eq!(process.env, ["PATH=/bin", "B=3", "HOSTNAME=h"]);
+    }
+
+    #[test]
+    fn empty_workdir_keeps_the_images() {
+        let overrides = Overrides {
+            workdir: Some(String::new()),
+            ..Overrides::default()
+        };
+        let image = r#""Cmd":["x"],"WorkingDir":"/srv""#;
+        let process = resolve_process(&config(image), &overrides, "h").unwrap();
+        assert_eq!(process.cwd, "/srv");
+    }
+
+    #[test]
     fn no_command_is_an_error() {
         let result = resolve_process(&config(""), &Overrides::default(), "host");
-        assert!(result.is_err());
+        assert!(
+            matches!(result, Err(InvalidProcess::NoCommand)),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn cleared_entrypoint_needs_a_command() {
+        let overrides = Overrides {
+            entrypoint: Some(String::new()),
+            ..Overrides::default()
+        };
+        let image = r#""Entrypoint":["/entry"],"Cmd":["default"]"#;
+        let result = resolve_process(&config(image), &overrides, "host");
+        assert!(
+            matches!(result, Err(InvalidProcess::EntrypointCleared)),
+            "{result:?}"
+        );
     }
 
     #[test]

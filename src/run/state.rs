@@ -8,6 +8,8 @@
 //! │                    (written by the shim, atomically, at each change)
 //! ├── container.log    stdout and stderr of a detached container
 //! ├── upper/, work/    the writable layer of the overlay
+//! ├── hosts, hostname, resolv.conf
+//! │                    mounted on the container's /etc (see `rootfs::network_files`)
 //! └── rootfs/          the mount point of the root file system, in the container's
 //!                      mount namespace only
 //! ```

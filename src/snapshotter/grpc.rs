@@ -197,8 +197,9 @@ fn status(error: Error) -> Status {
         | Error::InvalidKey(..)
         | Error::ImmutableField(_)
         | Error::Filter(_) => Code::InvalidArgument,
-        Error::FuseUnavailable => Code::Unimplemented,
         Error::UnsafeRoot(_)
+        | Error::FuseDevice { .. }
+        | Error::NoMountDriver { .. }
         | Error::Metadata { .. }
         | Error::MetadataLocked(_)
         | Error::Corrupt { .. }

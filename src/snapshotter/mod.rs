@@ -12,7 +12,8 @@
 //! └── <id>/                   one directory per snapshot, numbered from 1
 //!     ├── fs/                 active: the upper directory; committed: the layer itself, or a
 //!     │                       symlink to the store layer (`../../layers/sha256/<hex>/diff`)
-//!     └── work/               overlayfs work directory of an active snapshot
+//!     ├── work/               overlayfs work directory of an active snapshot
+//!     └── fuse-<id>/          FUSE driver: config, log and lock of the daemon of one mount
 //! ```
 //!
 //! # Shared layers
@@ -24,6 +25,19 @@
 //! containerd commits a layer that carries the label, its tree moves into the store's
 //! `layers/` directory, where `layerfs pull` finds it and `layerfs mount` and `run` use it.
 //! See `snapshots` for the lifecycle and `layers` for the store side.
+//!
+//! # FUSE driver
+//!
+//! With `driver = "fuse"` in the `[snapshotter]` section of the layerfs config, or `"auto"`
+//! where a test mount of kernel overlayfs in the store fails at start-up, a snapshot with
+//! parents gets a `fuse3.layerfs` mount rather than an overlay: the same `lowerdir`,
+//! `upperdir` and `workdir`, served by layerfs's FUSE driver. Whoever performs the mount
+//! (containerd, its runc shim, or a client such as `ctr run`, which reads the image's
+//! `/etc/group` through a temporary mount) runs `mount.fuse3` (Debian package fuse3), which
+//! runs `layerfs overlay` (see `fuse_helper`). So both programs must be on their PATH, for
+//! example through a symlink `/usr/local/bin/layerfs`. A daemon per mount serves it until
+//! it is unmounted. At start-up the snapshotter checks that `/dev/fuse` opens, and warns
+//! if either program is missing from its own PATH.
 //!
 //! # containerd configuration
 //!
@@ -42,6 +56,7 @@
 
 mod driver;
 mod filter;
+mod fuse_helper;
 mod grpc;
 mod layers;
 mod metadata;
@@ -55,6 +70,7 @@ use crate::fs_error::FsError;
 use crate::store;
 
 pub use filter::{Filter, InvalidFilter};
+pub use fuse_helper::{mount_with_daemon, parse_options, HelperError, HelperMount};
 pub use grpc::{serve, ServeError};
 pub use metadata::{Kind, SnapshotInfo};
 pub use mounts::{Mount, MountDriver};
@@ -106,8 +122,17 @@ pub enum Error {
     #[error("store root {0} contains ',' or ':', which overlayfs options cannot carry")]
     UnsafeRoot(PathBuf),
 
-    #[error("the FUSE mount driver is not available in this build; set driver = \"overlay\"")]
-    FuseUnavailable,
+    #[error(
+        "the FUSE mount driver needs {path}, which cannot be opened ({reason}); load the fuse \
+         kernel module or set driver = \"overlay\""
+    )]
+    FuseDevice { path: PathBuf, reason: String },
+
+    #[error(
+        "no mount driver works: kernel overlayfs fails on the store, and {path} cannot be \
+         opened ({reason})"
+    )]
+    NoMountDriver { path: PathBuf, reason: String },
 
     #[error("snapshot metadata database {path}: {message}")]
     Metadata { path: PathBuf, message: String },

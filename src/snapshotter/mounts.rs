@@ -11,6 +11,12 @@
 //! symlink there), so the relative form is `<id>/fs`, 5 to 10 bytes a layer: several
 //! hundred layers fit in one page (overlayfs itself stops at 500). The upper and work
 //! directories stay absolute.
+//!
+//! With the FUSE driver, the overlay becomes a `fuse3.layerfs` mount with the same
+//! `lowerdir`, `upperdir` and `workdir` options and a `statedir`. containerd runs
+//! `mount.fuse3` for it, which runs `layerfs overlay` (see `fuse_helper`). mount.fuse3 passes
+//! the options within one `sh -c` argument, which Linux limits to 128 KiB (`MAX_ARG_STRLEN`)
+//! rather than a page.
 
 use std::path::PathBuf;
 
@@ -38,9 +44,28 @@ pub enum MountDriver {
     Auto,
 }
 
+/// The mount that merges the directories of a snapshot with parents, once `auto` is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// A kernel `overlay` mount.
+    Overlay,
+    /// A [`FUSE_TYPE`] mount, served by layerfs's FUSE driver.
+    Fuse,
+}
+
+/// The mount type of the FUSE driver. containerd runs `mount.fuse3 … -t layerfs` for a type
+/// `fuse3.layerfs`, and mount.fuse3 then runs the program `layerfs`.
+pub const FUSE_TYPE: &str = "fuse3.layerfs";
+
+/// The source of a [`FUSE_TYPE`] mount. mount.fuse3 passes it to `layerfs` as the first
+/// argument, so it names the hidden command that performs the mount.
+pub const FUSE_SOURCE: &str = "overlay";
+
 /// The directories of one snapshot, topmost first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
+    /// The snapshot's own directory, which contains `fs/` and `work/`.
+    pub dir: PathBuf,
     /// `fs/`: upper directory of an active snapshot, the empty root of a parentless view.
     pub fs: PathBuf,
     pub work: PathBuf,
@@ -49,13 +74,14 @@ pub struct Layout {
     pub writable: bool,
 }
 
-/// Mounts of a snapshot: a bind mount where only one directory is involved, an overlay
+/// Mounts of a snapshot: a bind mount where only one directory is involved, a `merge` mount
 /// otherwise.
-pub fn snapshot_mounts(layout: &Layout) -> Vec<Mount> {
-    match (layout.parents.as_slice(), layout.writable) {
-        ([], writable) => vec![bind(&layout.fs, writable)],
-        ([only], false) => vec![bind(only, false)],
-        (parents, writable) => vec![overlay(layout, parents, writable)],
+pub fn snapshot_mounts(layout: &Layout, merge: Merge) -> Vec<Mount> {
+    match (layout.parents.as_slice(), layout.writable, merge) {
+        ([], writable, _) => vec![bind(&layout.fs, writable)],
+        ([only], false, _) => vec![bind(only, false)],
+        (parents, writable, Merge::Overlay) => vec![overlay(layout, parents, writable)],
+        (parents, writable, Merge::Fuse) => vec![fuse(layout, parents, writable)],
     }
 }
 
@@ -76,16 +102,37 @@ fn overlay(layout: &Layout, parents: &[PathBuf], writable: bool) -> Mount {
         options.push(format!("workdir={}", layout.work.display()));
         options.push(format!("upperdir={}", layout.fs.display()));
     }
-    let lowers: Vec<String> = parents
-        .iter()
-        .map(|dir| dir.to_string_lossy().into_owned())
-        .collect();
-    options.push(format!("lowerdir={}", lowers.join(":")));
+    options.push(lowerdir(parents));
     Mount {
         kind: "overlay".to_owned(),
         source: "overlay".to_owned(),
         options,
     }
+}
+
+/// The FUSE driver takes overlayfs's directory options, and `statedir`: where the helper
+/// keeps the files of the daemon that serves the mount.
+fn fuse(layout: &Layout, parents: &[PathBuf], writable: bool) -> Mount {
+    let mut options = Vec::new();
+    if writable {
+        options.push(format!("workdir={}", layout.work.display()));
+        options.push(format!("upperdir={}", layout.fs.display()));
+    }
+    options.push(lowerdir(parents));
+    options.push(format!("statedir={}", layout.dir.display()));
+    Mount {
+        kind: FUSE_TYPE.to_owned(),
+        source: FUSE_SOURCE.to_owned(),
+        options,
+    }
+}
+
+fn lowerdir(parents: &[PathBuf]) -> String {
+    let lowers: Vec<String> = parents
+        .iter()
+        .map(|dir| dir.to_string_lossy().into_owned())
+        .collect();
+    format!("lowerdir={}", lowers.join(":"))
 }
 
 #[cfg(test)]
@@ -94,6 +141,7 @@ mod tests {
 
     fn layout(parents: &[&str], writable: bool) -> Layout {
         Layout {
+            dir: "/s/9".into(),
             fs: "/s/9/fs".into(),
             work: "/s/9/work".into(),
             parents: parents.iter().map(PathBuf::from).collect(),
@@ -152,7 +200,51 @@ mod tests {
             ),
         ];
         for (case, layout, expected) in cases {
-            assert_eq!(snapshot_mounts(&layout), vec![expected], "{case}");
+            let mounts = snapshot_mounts(&layout, Merge::Overlay);
+            assert_eq!(mounts, vec![expected], "{case}");
+        }
+    }
+
+    #[test]
+    fn fuse_snapshot_mounts_table() {
+        let cases = [
+            (
+                "active without parent",
+                layout(&[], true),
+                mount("bind", "/s/9/fs", &["rw", "rbind"]),
+            ),
+            (
+                "view of one layer",
+                layout(&["/s/1/fs"], false),
+                mount("bind", "/s/1/fs", &["ro", "rbind"]),
+            ),
+            (
+                "view of two layers",
+                layout(&["/s/2/fs", "/s/1/fs"], false),
+                mount(
+                    "fuse3.layerfs",
+                    "overlay",
+                    &["lowerdir=/s/2/fs:/s/1/fs", "statedir=/s/9"],
+                ),
+            ),
+            (
+                "active on one layer",
+                layout(&["/s/1/fs"], true),
+                mount(
+                    "fuse3.layerfs",
+                    "overlay",
+                    &[
+                        "workdir=/s/9/work",
+                        "upperdir=/s/9/fs",
+                        "lowerdir=/s/1/fs",
+                        "statedir=/s/9",
+                    ],
+                ),
+            ),
+        ];
+        for (case, layout, expected) in cases {
+            let mounts = snapshot_mounts(&layout, Merge::Fuse);
+            assert_eq!(mounts, vec![expected], "{case}");
         }
     }
 }

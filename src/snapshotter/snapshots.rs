@@ -30,9 +30,10 @@ use layerfs_registry::Digest;
 use tracing::{debug, warn};
 
 use super::filter::Filter;
+use super::fuse_helper::remove_daemon_dirs;
 use super::layers::{image_uses, link_layer, move_into_store, put_back_layer, take_out_layer};
 use super::metadata::{Metadata, Records, SnapshotRecord, Writer};
-use super::mounts::{snapshot_mounts, Layout};
+use super::mounts::{snapshot_mounts, Layout, Merge};
 use super::usage::{disk_usage, Usage};
 use super::{Error, Kind, Mount, MountDriver, Result, SnapshotInfo, REFERENCE_LABEL};
 use crate::fs_error::FsContext;
@@ -49,7 +50,7 @@ pub struct Snapshotter {
     metadata: Metadata,
     /// `<store root>/snapshots`.
     dir: PathBuf,
-    driver: MountDriver,
+    merge: Merge,
     /// Keeps other writers from sweeping `tmp/` while layers are staged there.
     _tmp_lock: StoreLock,
 }
@@ -65,12 +66,12 @@ impl Snapshotter {
         fs::create_dir_all(&dir).at("creating", &dir)?;
         let tmp_lock = store.lock_tmp()?;
         let metadata = Metadata::open(&dir.join("metadata.redb"))?;
-        let driver = super::driver::resolve(&store, driver)?;
+        let merge = super::driver::resolve(&store, driver)?;
         let snapshotter = Snapshotter {
             store,
             metadata,
             dir,
-            driver,
+            merge,
             _tmp_lock: tmp_lock,
         };
         snapshotter.cleanup()?;
@@ -222,6 +223,7 @@ impl Snapshotter {
             None => None,
         };
         remove_tree(&self.work_dir(active.id))?;
+        remove_daemon_dirs(&self.snapshot_dir(active.id))?;
         let now = SystemTime::now();
         let committed = SnapshotRecord {
             kind: Kind::Committed,
@@ -421,15 +423,13 @@ impl Snapshotter {
             next = parent.parent;
         }
         let layout = Layout {
+            dir: self.snapshot_dir(record.id),
             fs: self.fs_dir(record.id),
             work: self.work_dir(record.id),
             parents,
             writable: record.kind == Kind::Active,
         };
-        match self.driver {
-            MountDriver::Overlay => Ok(snapshot_mounts(&layout)),
-            MountDriver::Fuse | MountDriver::Auto => Err(Error::FuseUnavailable),
-        }
+        Ok(snapshot_mounts(&layout, self.merge))
     }
 
     fn snapshot_dir(&self, id: u64) -> PathBuf {

@@ -8,7 +8,7 @@
 //! │   └── layer.json                       diff ID, blob digest, size, parent chain ID
 //! ├── images/<escaped reference>.json      image records: reference → manifest and layers
 //! ├── mounts/<id>/                         `layerfs mount`: mount.json, upper/, work/
-//! ├── containers/<id>/                     `layerfs run`: upper/, work/, rootfs/
+//! ├── containers/<id>/                     `layerfs run`: upper/, work/, rootfs/, hosts…
 //! ├── snapshots/                           `layerfs snapshotter`: metadata.redb, <id>/fs
 //! ├── locks/                               flock files, one per blob or layer being written
 //! ├── pins/<id>.json                       blobs and layers a running pull still needs

@@ -5,6 +5,11 @@
 //! runc shims put sockets under `/run/containerd`, whatever the config sets, so containerd
 //! runs in a private mount namespace with a tmpfs on `/run`: nothing lands in the host's
 //! `/run/containerd`. `ctr` runs on the host and keeps its FIFOs in the test's directory.
+//!
+//! The PATH of containerd and of `ctr` starts with a private `bin/` directory that holds a
+//! `layerfs` symlink to the binary under test: the program that `mount.fuse3` runs for the
+//! snapshotter's FUSE mounts. Both mount snapshots (`ctr run` reads the image's `/etc/group`
+//! through a temporary mount). Nothing is installed on the host.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Numbers container IDs, which must be unique per containerd namespace.
 static CONTAINERS: AtomicU32 = AtomicU32::new(1);
 
+/// Prints what the whiteouts image's upper layer changed, one line per check.
+pub const WHITEOUTS_SCRIPT: &str = "cat /etc/hostname /etc/layerfs-added; ls /etc/apk/keys; \
+    for p in /etc/motd /usr/share/udhcpc; do if [ -e $p ]; then echo present $p; \
+    else echo absent $p; fi; done";
+
+pub const WHITEOUTS_OUTPUT: &str = "layerfs-whiteouts\nadded by the upper layer\n\
+    layerfs-fixture.txt\nabsent /etc/motd\nabsent /usr/share/udhcpc\n";
+
 pub struct Containerd {
     pub dir: PathBuf,
     pub socket: PathBuf,
@@ -38,6 +51,8 @@ pub struct Setup {
     /// Enable the CRI plugin with this snapshotter (`layerfs` as on a Kubernetes node that
     /// uses layerfs), and the fixture registry as a plain-HTTP mirror of itself.
     pub cri: Option<&'static str>,
+    /// The snapshotter's mount driver, added to the layerfs config as `[snapshotter] driver`.
+    pub driver: Option<&'static str>,
 }
 
 impl Containerd {
@@ -58,6 +73,14 @@ impl Containerd {
             containerd.config(&setup),
         )
         .unwrap();
+        if let Some(driver) = setup.driver {
+            let mut config = fs::read_to_string(&env.config).unwrap();
+            config.push_str(&format!("\n[snapshotter]\ndriver = \"{driver}\"\n"));
+            env.write_config(&config);
+        }
+        fs::create_dir(containerd.dir.join("bin")).unwrap();
+        std::os::unix::fs::symlink(super::layerfs_binary(), containerd.dir.join("bin/layerfs"))
+            .unwrap();
         containerd.start_snapshotter();
         containerd.start_daemon();
         containerd
@@ -154,6 +177,7 @@ disabled_plugins = [{disabled}]
         let log = fs::File::create(self.dir.join("containerd.log")).unwrap();
         let script = "mount -t tmpfs -o mode=0755 tmpfs /run && exec containerd --config \"$0\"";
         let child = Command::new("unshare")
+            .env("PATH", self.path())
             .args(["--mount", "--propagation", "private", "sh", "-c", script])
             .arg(self.dir.join("config.toml"))
             .stdout(Stdio::null())
@@ -171,9 +195,16 @@ disabled_plugins = [{disabled}]
         });
     }
 
+    /// The PATH for containerd and `ctr`: the private `bin/` first.
+    fn path(&self) -> String {
+        let path = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{path}", self.dir.join("bin").display())
+    }
+
     /// Runs `ctr ARGS` in namespace `namespace` and returns its output.
     pub fn ctr_in(&self, namespace: &str, args: &[&str]) -> Output {
         Command::new("ctr")
+            .env("PATH", self.path())
             .arg("--address")
             .arg(&self.socket)
             .args(["--namespace", namespace])
@@ -258,6 +289,12 @@ disabled_plugins = [{disabled}]
                 }
             })
             .collect()
+    }
+
+    /// Returns the mount table of containerd's private mount namespace.
+    pub fn mountinfo(&self) -> String {
+        let pid = self.daemon.as_ref().unwrap().id();
+        fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap()
     }
 
     pub fn log(&self) -> String {

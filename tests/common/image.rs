@@ -69,6 +69,51 @@ fn file_layer(name: &str) -> Vec<u8> {
 /// Pushes `base` with `extra` more layers on top as `target`, both references in the
 /// registry at `registry`. Layer `i` (from 1) adds the file `/layers/<i, three digits>`.
 pub fn push_with_layers(work: &Path, registry: &str, base: &str, target: &str, extra: usize) {
+    let layers: Vec<Vec<u8>> = (1..=extra)
+        .map(|i| file_layer(&format!("{i:03}")))
+        .collect();
+    push_modified(work, registry, base, target, &layers, |_| {});
+}
+
+/// Builds an uncompressed layer of symlinks, `(path, target)`, with their parent
+/// directories.
+pub fn symlink_layer(links: &[(&str, &str)]) -> Vec<u8> {
+    let header = |kind, mode| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_size(0);
+        header
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, target) in links {
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            let mut dir = header(tar::EntryType::Directory, 0o755);
+            builder
+                .append_data(&mut dir, format!("{parent}/"), std::io::empty())
+                .unwrap();
+        }
+        let mut link = header(tar::EntryType::Symlink, 0o777);
+        builder.append_link(&mut link, path, target).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// Pushes `base` as `target`, both references in the registry at `registry`, with the
+/// uncompressed `layers` on top and its config changed by `edit_config` (the whole config
+/// JSON, with `config.Env`, `config.Cmd` and the rest).
+pub fn push_modified(
+    work: &Path,
+    registry: &str,
+    base: &str,
+    target: &str,
+    layers: &[Vec<u8>],
+    edit_config: impl FnOnce(&mut Value),
+) {
+    fs::create_dir_all(work).unwrap();
     let layout = work.join("layout");
     let oci = format!("oci:{}", layout.display());
     skopeo_copy(&format!("docker://{registry}/{base}"), &oci);
@@ -78,9 +123,8 @@ pub fn push_with_layers(work: &Path, registry: &str, base: &str, target: &str, e
     let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
     let mut manifest = read_json(&layout, &manifest_digest);
     let mut config = read_json(&layout, manifest["config"]["digest"].as_str().unwrap());
-    for i in 1..=extra {
-        let tar = file_layer(&format!("{i:03}"));
-        let layer = write_blob(&layout, "application/vnd.oci.image.layer.v1.tar", &tar);
+    for tar in layers {
+        let layer = write_blob(&layout, "application/vnd.oci.image.layer.v1.tar", tar);
         let diff_id = layer["digest"].clone();
         manifest["layers"].as_array_mut().unwrap().push(layer);
         config["rootfs"]["diff_ids"]
@@ -89,6 +133,7 @@ pub fn push_with_layers(work: &Path, registry: &str, base: &str, target: &str, e
             .push(diff_id);
     }
     config.as_object_mut().unwrap().remove("history");
+    edit_config(&mut config);
 
     let config_bytes = serde_json::to_vec(&config).unwrap();
     let config_type = "application/vnd.oci.image.config.v1+json";

@@ -41,20 +41,50 @@ pub fn file(root: impl AsFd, path: &str) -> Result<OwnedFd, FsError> {
     resolve(root.as_fd(), path, Create::File)
 }
 
-/// Walks `path` one component at a time, as if `root` were `/`: `..` stops at the root,
-/// symlinks are read and their targets walked in turn (an absolute target from the root),
-/// and missing components are created. Missing parts behind a dangling symlink are created
-/// where the symlink points, inside the root, as runc does for mount targets.
+/// Returns where `path` leads inside `root`, relative to it and free of symlinks and `..`,
+/// without creating anything: the walk of [`file`], up to the first missing component.
+pub fn resolve_path(root: impl AsFd, path: &str) -> Result<PathBuf, FsError> {
+    walk(root.as_fd(), path, None)
+}
+
+/// Opens `path` inside `root`, creating missing components as [`walk`] does.
 fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> Result<OwnedFd, FsError> {
+    let walked = walk(root, path, Some(create))?;
+    let flags = if create == Create::Dir {
+        DIR_PATH_FLAGS
+    } else {
+        PATH_FLAGS
+    };
+    let walked = if walked.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        &walked
+    };
+    rfs::openat2(root, walked, flags, Mode::empty(), IN_ROOT)
+        .map_err(|errno| error("opening", path, errno))
+}
+
+/// Walks `path` one component at a time, as if `root` were `/`, and returns the path walked,
+/// relative to the root. `..` stops at the root. Symlinks are read and their targets walked
+/// in turn, an absolute target from the root. Missing components are created, unless
+/// `create` is `None`, and those behind a dangling symlink are created where it points,
+/// inside the root, as runc does for mount targets.
+fn walk(root: BorrowedFd<'_>, path: &str, create: Option<Create>) -> Result<PathBuf, FsError> {
     let mut pending: Vec<String> = components(path).rev().map(str::to_owned).collect();
     // The resolved path so far, relative to the root; it never contains a symlink or `..`.
     let mut walked = PathBuf::new();
     let mut symlinks = 0;
+    // Set once a component is missing and `create` is `None`: the rest is only named.
+    let mut missing = false;
     while let Some(component) = pending.pop() {
         match component.as_str() {
             "." => continue,
             ".." => {
                 walked.pop();
+                continue;
+            }
+            _ if missing => {
+                walked.push(&component);
                 continue;
             }
             _ => {}
@@ -82,27 +112,22 @@ fn resolve(root: BorrowedFd<'_>, path: &str, create: Create) -> Result<OwnedFd, 
                 pending.extend(components(&target).rev().map(str::to_owned));
             }
             Some(FileType::Directory) => walked.push(&component),
-            Some(_) if is_last && create == Create::File => walked.push(&component),
+            Some(_) if is_last && create != Some(Create::Dir) => walked.push(&component),
             Some(_) => return Err(error("opening", path, Errno::NOTDIR)),
             None => {
-                let kind = if is_last { create } else { Create::Dir };
-                make(&parent, &component, kind).map_err(|errno| error("creating", path, errno))?;
+                match create {
+                    Some(create) => {
+                        let kind = if is_last { create } else { Create::Dir };
+                        make(&parent, &component, kind)
+                            .map_err(|errno| error("creating", path, errno))?;
+                    }
+                    None => missing = true,
+                }
                 walked.push(&component);
             }
         }
     }
-    let flags = if create == Create::Dir {
-        DIR_PATH_FLAGS
-    } else {
-        PATH_FLAGS
-    };
-    let walked = if walked.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        &walked
-    };
-    rfs::openat2(root, walked, flags, Mode::empty(), IN_ROOT)
-        .map_err(|errno| error("opening", path, errno))
+    Ok(walked)
 }
 
 fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
@@ -214,6 +239,25 @@ mod tests {
             b""
         );
         file(&fd, "etc/file").unwrap();
+    }
+
+    #[test]
+    fn resolve_path_creates_nothing() {
+        let root = fake_root();
+        let fd = root_fd(&root);
+        let cases = [
+            ("etc/file", "etc/file"),
+            ("abs/x/../y", "target/abs/y"),
+            ("chain/new", "target/abs/new"),
+            ("etc/up/hosts", "climbed/hosts"),
+            ("../../etc/./file", "etc/file"),
+        ];
+        for (path, expected) in cases {
+            let resolved = resolve_path(&fd, path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(resolved, Path::new(expected), "{path}");
+        }
+        assert!(!root.path().join("target").exists());
+        assert!(!root.path().join("climbed").exists());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod image;
 mod in_root;
 pub mod kernel_fs;
+pub mod network_files;
 pub mod volumes;
 
 use std::os::fd::{AsFd, OwnedFd};
@@ -40,19 +41,23 @@ pub struct PreparedMounts {
     pub devices: Vec<(&'static str, OwnedFd)>,
     /// One per `spec.volumes`, in order.
     pub volumes: Vec<VolumeSource>,
+    /// `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, by target.
+    pub network_files: Vec<(&'static str, OwnedFd)>,
     /// A read-only copy of the host's `/sys`, where PID 1 may not mount sysfs.
     pub host_sys: Option<OwnedFd>,
 }
 
 impl PreparedMounts {
-    /// Makes every detached mount the container needs. Runs in the shim, as host root.
+    /// Makes every detached mount the container needs, from the container's directory `dir`.
+    /// Runs in the shim, as host root.
     pub fn prepare(
         spec: &InitSpec,
         source: &RootfsSource,
-        mount_point: &Path,
+        dir: &Path,
         userns: Option<&UserNamespace>,
         volatile: bool,
     ) -> Result<PreparedMounts, Error> {
+        let mount_point = &dir.join("rootfs");
         let rootfs = image::mount_rootfs(source, mount_point, userns, volatile)?;
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let mount_point = rfs::open(mount_point, flags, Mode::empty())
@@ -71,6 +76,7 @@ impl PreparedMounts {
             mount_point,
             devices: devices::host_nodes()?,
             volumes,
+            network_files: network_files::clone(dir, spec.read_only)?,
             host_sys,
         })
     }
@@ -124,6 +130,9 @@ pub fn build(spec: &InitSpec, mounts: PreparedMounts) -> Result<OwnedFd, Error> 
     for tmpfs in &spec.tmpfs {
         volumes::mount_tmpfs(&root, tmpfs)?;
     }
+    // After the user's mounts, as Docker orders mounts by depth: a volume on /etc gets the
+    // files mounted inside it.
+    network_files::mount(&root, spec, mounts.network_files)?;
     kernel_fs::restrict(&root)?;
     // Created here, as Docker does, so that it exists even on a read-only root file system.
     in_root::dir(&root, &spec.process.cwd)?;
