@@ -144,7 +144,9 @@ fn probe_mounts(containerd: &Containerd, parent: &str) -> String {
 
 #[test]
 fn fuse_snapshots_run_under_containerd() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let env = Env::new();
     let containerd = Containerd::start(&env, fuse_setup());
     let busybox = direct("library/busybox:latest");
@@ -196,7 +198,9 @@ fn fuse_snapshots_run_under_containerd() {
 
 #[test]
 fn fuse_view_matches_overlay_view() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let env = Env::new();
     let containerd = Containerd::start(&env, fuse_setup());
     let image = direct("layerfs-fixtures/whiteouts:latest");
