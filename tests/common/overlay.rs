@@ -85,8 +85,12 @@ impl FuseMount {
 }
 
 impl Drop for FuseMount {
+    /// Unmounts lazily. A plain unmount failed with EBUSY once in a full run (a child forked
+    /// by another test thread holding a copy of a descriptor on the mount would do that), and
+    /// the server thread then never ended. A lazy unmount ends the session once the last
+    /// reference goes.
     fn drop(&mut self) {
-        let _ = umount2(&self.target, MntFlags::empty());
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }
