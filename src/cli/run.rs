@@ -20,7 +20,7 @@ use super::pull::pull_image;
 use super::{find_image, Context, Failure};
 
 /// Exit code for a failure of layerfs itself rather than of the container, as in Docker.
-const RUN_FAILURE: u8 = 125;
+pub(super) const RUN_FAILURE: u8 = 125;
 
 #[derive(Debug, Args)]
 #[command(override_usage = "layerfs run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
