@@ -41,7 +41,10 @@ fn images_on_a_missing_store_is_empty() {
     let missing = env.path("missing");
     let root = missing.to_str().unwrap();
     let table = env.ok(&["--root", root, "images"]);
-    assert_eq!(table.trim_end(), "REPOSITORY  TAG  IMAGE ID  PLATFORM  CREATED  SIZE");
+    assert_eq!(
+        table.trim_end(),
+        "REPOSITORY  TAG  IMAGE ID  PLATFORM  CREATED  SIZE"
+    );
     assert_eq!(env.ok(&["--root", root, "images", "--json"]).trim(), "[]");
     assert!(!missing.exists(), "images created the store");
 }

@@ -97,7 +97,15 @@ fn print_table(rows: &[ImageRow]) -> std::io::Result<()> {
             ]
         })
         .collect();
-    let header = ["REPOSITORY", "TAG", "IMAGE ID", "PLATFORM", "CREATED", "SIZE"].map(str::to_owned);
+    let header = [
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "PLATFORM",
+        "CREATED",
+        "SIZE",
+    ]
+    .map(str::to_owned);
     let mut widths = header.clone().map(|h| h.len());
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {
