@@ -71,7 +71,8 @@ pub struct RunArgs {
     #[arg(long)]
     entrypoint: Option<String>,
 
-    /// Container hostname [default: the first 12 characters of the container ID].
+    /// Container hostname [default: the first 12 characters of the container ID, or with
+    /// --net host the host's name].
     #[arg(long)]
     hostname: Option<String>,
 
