@@ -119,6 +119,8 @@ pub fn init_logging(args: &Args) {
     let default = match (&args.command, args.debug) {
         (_, true) => "debug",
         (Command::FuseDaemon(_), false) => "info,fuser=error",
+        // A service says when it is ready and when it stops, as containerd does.
+        (Command::Snapshotter(_), false) => "info,h2=warn,tower=warn",
         (_, false) => "warn",
     };
     let filter = EnvFilter::try_from_env("LAYERFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
