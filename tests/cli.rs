@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fs;
 use std::io::Read;
 use std::process::Stdio;
 
@@ -40,7 +41,10 @@ fn images_on_a_missing_store_is_empty() {
     let missing = env.path("missing");
     let root = missing.to_str().unwrap();
     let table = env.ok(&["--root", root, "images"]);
-    assert_eq!(table.trim_end(), "REPOSITORY  TAG  IMAGE ID  CREATED  SIZE");
+    assert_eq!(
+        table.trim_end(),
+        "REPOSITORY  TAG  IMAGE ID  PLATFORM  CREATED  SIZE"
+    );
     assert_eq!(env.ok(&["--root", root, "images", "--json"]).trim(), "[]");
     assert!(!missing.exists(), "images created the store");
 }
@@ -68,11 +72,30 @@ fn inspect_accepts_digests_and_ids() {
 
     let by_index = format!("busybox@{digest}");
     let by_manifest = format!("busybox@{manifest}");
-    for reference in [by_index.as_str(), by_manifest.as_str(), short_id, id] {
+    let references = [
+        by_index.as_str(),
+        by_manifest.as_str(),
+        digest,
+        manifest,
+        short_id,
+        id,
+    ];
+    for reference in references {
         let found: Value = serde_json::from_str(&env.ok(&["inspect", reference])).unwrap();
         assert_eq!(
             found["reference"], "docker.io/library/busybox:latest",
             "{reference}"
         );
     }
+}
+
+#[test]
+fn run_with_broken_config_exits_125() {
+    let env = Env::new();
+    fs::write(&env.config, "[run]\ncgroup_version = \"3\"\n").unwrap();
+    let output = env.run(&["run", "--rm", "busybox", "true"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("invalid config file"), "{stderr}");
 }

@@ -143,6 +143,7 @@ fn images_table_lists_tags() {
         lines[1].starts_with("docker.io/library/hello-world  latest"),
         "{table}"
     );
+    assert!(lines[1].contains("  linux/amd64  "), "{table}");
 }
 
 /// Extracts a layer blob with GNU tar, independently of layerfs.

@@ -76,6 +76,15 @@ fn net_host_shares_the_network_namespace() {
 }
 
 #[test]
+fn net_host_takes_the_host_name() {
+    let env = Env::new();
+    let (stdout, stderr, code) = env.run_rm(&["--net", "host", "busybox", "hostname"]);
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(stdout, host);
+}
+
+#[test]
 fn processes_outside_are_invisible() {
     let env = Env::new();
     let container = env.detached(

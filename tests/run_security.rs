@@ -153,6 +153,28 @@ fn mount_targets_never_leave_the_rootfs() {
 }
 
 #[test]
+fn proc_symlink_in_image_is_rejected() {
+    let env = Env::new();
+    let registry = common::registry();
+    common::image::push_modified(
+        &env.path("image"),
+        &registry,
+        "library/busybox:glibc",
+        "layerfs-tests/proc-root:latest",
+        &[common::image::symlink_layer(&[("proc", "/")])],
+        |_| {},
+    );
+    let image = format!("{registry}/layerfs-tests/proc-root:latest");
+
+    let (stdout, stderr, code) = env.run_rm(&[&image, "true"]);
+    assert_eq!(code, Some(125), "stdout: {stdout}");
+    assert_eq!(
+        stderr,
+        "layerfs: mounting /proc: the image makes it a symlink, and it must be a directory\n"
+    );
+}
+
+#[test]
 fn read_only_rootfs_keeps_tmpfs_writable() {
     let env = Env::new();
     let script = "touch /file || echo root-denied; touch /run/ok && echo tmpfs-ok; \

@@ -336,7 +336,12 @@ impl Client {
             )
             .await
             .map_err(|error| {
-                convert_error(error, "a pull token", &source.endpoint, self.timeouts.read)
+                convert_error(
+                    error,
+                    "the /v2/ auth check",
+                    &source.endpoint,
+                    self.timeouts.read,
+                )
             })?;
         tokens.insert(key, token.clone());
         Ok(token)

@@ -82,13 +82,14 @@ fn image_row(store: &Store, record: &ImageRecord) -> anyhow::Result<ImageRow> {
 
 fn print_table(rows: &[ImageRow]) -> std::io::Result<()> {
     let now = Utc::now();
-    let lines: Vec<[String; 5]> = rows
+    let lines: Vec<[String; 6]> = rows
         .iter()
         .map(|row| {
             [
                 row.repository.clone(),
                 row.tag.clone().unwrap_or_else(|| "<none>".to_owned()),
                 row.id.trim_start_matches("sha256:")[..12].to_owned(),
+                row.platform.clone(),
                 row.created
                     .as_deref()
                     .map_or("unknown".to_owned(), |c| ago(c, now)),
@@ -96,7 +97,15 @@ fn print_table(rows: &[ImageRow]) -> std::io::Result<()> {
             ]
         })
         .collect();
-    let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"].map(str::to_owned);
+    let header = [
+        "REPOSITORY",
+        "TAG",
+        "IMAGE ID",
+        "PLATFORM",
+        "CREATED",
+        "SIZE",
+    ]
+    .map(str::to_owned);
     let mut widths = header.clone().map(|h| h.len());
     for line in &lines {
         for (width, cell) in widths.iter_mut().zip(line) {

@@ -25,12 +25,22 @@ pub struct LogsArgs {
 pub fn logs(context: &Context, args: LogsArgs) -> Result<ExitCode, Failure> {
     let container = state::find(&context.store, &args.container)?;
     let path = container.dir.join(LOG_FILE);
-    let mut file = File::open(&path).with_context(|| {
-        format!(
-            "container {} has no log: only detached containers (run -d) write one",
-            container.display_name()
-        )
-    })?;
+    let mut file = match File::open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            // NOTE: unlike Docker, a container run in the foreground keeps no log.
+            return Err(anyhow::anyhow!(
+                "container {} has no log: only detached containers (run -d) write one",
+                container.display_name()
+            )
+            .into());
+        }
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("opening {}", path.display()))
+                .into())
+        }
+    };
     let mut stdout = io::stdout().lock();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {

@@ -119,15 +119,25 @@ pub fn init_logging(args: &Args) {
     let default = match (&args.command, args.debug) {
         (_, true) => "debug",
         (Command::FuseDaemon(_), false) => "info,fuser=error",
+        // A service says when it is ready and when it stops, as containerd does.
+        (Command::Snapshotter(_), false) => "info,h2=warn,tower=warn",
         (_, false) => "warn",
     };
     let filter = EnvFilter::try_from_env("LAYERFS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // Timestamps help in a debug log or a service's log, not in a command's warning.
+    let service = matches!(
+        args.command,
+        Command::FuseDaemon(_) | Command::ContainerShim | Command::Snapshotter(_)
+    );
+    match args.debug || service {
+        true => subscriber.init(),
+        false => subscriber.without_time().init(),
+    }
 }
 
 /// Writes `text` and a newline to stdout, returning an error rather than panicking when the
@@ -196,7 +206,13 @@ pub fn dispatch(args: Args) -> Result<ExitCode, Failure> {
                 Err(error) => return Err(error.into()),
             }
         }
-        _ => Context::new(&args)?,
+        _ => Context::new(&args).map_err(|error| Failure {
+            error,
+            exit_code: match args.command {
+                Command::Run(_) => run::RUN_FAILURE,
+                _ => 1,
+            },
+        })?,
     };
     match args.command {
         Command::Pull(command) => pull::pull(&context, command),

@@ -20,7 +20,7 @@ use super::pull::pull_image;
 use super::{find_image, Context, Failure};
 
 /// Exit code for a failure of layerfs itself rather than of the container, as in Docker.
-const RUN_FAILURE: u8 = 125;
+pub(super) const RUN_FAILURE: u8 = 125;
 
 #[derive(Debug, Args)]
 #[command(override_usage = "layerfs run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
@@ -71,7 +71,8 @@ pub struct RunArgs {
     #[arg(long)]
     entrypoint: Option<String>,
 
-    /// Container hostname [default: the first 12 characters of the container ID].
+    /// Container hostname [default: the first 12 characters of the container ID, or with
+    /// --net host the host's name].
     #[arg(long)]
     hostname: Option<String>,
 

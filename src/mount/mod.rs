@@ -245,8 +245,17 @@ fn prepare_target(target: &Path) -> Result<bool> {
             Some(_) => Err(Error::TargetNotEmpty(target.to_path_buf())),
         },
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir(target).at("creating mount target", target)?;
-            Ok(true)
+            // Only DIR itself: `umount` removes what `mount` created, and parents would stay.
+            match fs::create_dir(target) {
+                Ok(()) => Ok(true),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    let parent = target.parent().unwrap_or(Path::new("/"));
+                    let reason = format!("its parent {} does not exist", parent.display());
+                    let error = std::io::Error::new(std::io::ErrorKind::NotFound, reason);
+                    Err(FsError::new("creating mount target", target, error).into())
+                }
+                Err(error) => Err(FsError::new("creating mount target", target, error).into()),
+            }
         }
         Err(error) => Err(FsError::new("opening mount target", target, error).into()),
     }

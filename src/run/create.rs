@@ -84,10 +84,15 @@ pub fn run(store: &Store, image: &ImageRecord, options: &RunOptions) -> Result<O
     }
     let config = ImageConfig::parse(&store.read_blob(&image.config)?, &image.config)?;
     let id = random_id(64);
-    let hostname = options
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id[..12].to_owned());
+    // As in Docker, a container on the host's network takes the host's name by default.
+    let hostname = match (&options.hostname, options.network) {
+        (Some(hostname), _) => hostname.clone(),
+        (None, Network::Host) => nix::unistd::gethostname()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| id[..12].to_owned()),
+        (None, Network::None) => id[..12].to_owned(),
+    };
     let mut process = resolve_process(&config, &options.overrides, &hostname)?;
     if options.terminal && get_env(&process.env, "TERM").is_none() {
         // As Docker does, so that programs know how to drive the terminal.

@@ -79,7 +79,8 @@ impl Store {
     }
 
     /// Finds the image whose ID (config digest) starts with `prefix`, written with or without
-    /// `sha256:`. The prefix must have at least 4 hex digits and match exactly one ID.
+    /// `sha256:`, or whose manifest or index digest is `prefix` in full (the digest `pull`
+    /// prints). The prefix must have at least 4 hex digits and match exactly one ID.
     pub fn find_image_by_id(&self, prefix: &str) -> Result<Option<ImageRecord>> {
         let hex = prefix.strip_prefix("sha256:").unwrap_or(prefix);
         let is_hex = hex
@@ -88,10 +89,13 @@ impl Store {
         if hex.len() < 4 || !is_hex {
             return Ok(None);
         }
-        let mut matches = self
-            .list_images()?
-            .into_iter()
-            .filter(|record| record.config.hex().starts_with(hex));
+        let mut matches = self.list_images()?.into_iter().filter(|record| {
+            let by_digest = [Some(&record.manifest), record.index.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|digest| digest.hex() == hex);
+            record.config.hex().starts_with(hex) || by_digest
+        });
         let first = matches.next();
         let ambiguous =
             matches.any(|other| Some(&other.config) != first.as_ref().map(|f| &f.config));

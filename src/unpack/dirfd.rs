@@ -119,32 +119,57 @@ fn read_growing(
 }
 
 /// Empties a directory without following symlinks inside it. Iterative, so that a deep tree
-/// cannot exhaust the stack. It keeps one descriptor open per level of depth.
+/// cannot exhaust the stack, and holding one descriptor at a time, so that it cannot exhaust
+/// the descriptor limit either (a layer path may have 2047 components, and the usual soft
+/// limit is 1024): going back up reopens `..`, checked to be the directory it came from.
 pub fn remove_contents(dir: &OwnedFd) -> rustix::io::Result<()> {
-    // Each level is a directory and the names still to remove from it.
-    let mut stack: Vec<(OwnedFd, Vec<OsString>)> = vec![(rustix::io::dup(dir)?, list_names(dir)?)];
-    while let Some((current, names)) = stack.last_mut() {
+    // Each level is a directory's identity and the names still to remove from it.
+    let mut current = rustix::io::dup(dir)?;
+    let mut stack: Vec<(FileId, Vec<OsString>)> = vec![(file_id(&current)?, list_names(dir)?)];
+    while let Some((_, names)) = stack.last_mut() {
         let Some(name) = names.pop() else {
             stack.pop();
+            if let Some((parent_id, _)) = stack.last() {
+                current = open_parent(&current, *parent_id)?;
+            }
             continue;
         };
-        match rfs::unlinkat(&*current, &name, AtFlags::empty()) {
+        match rfs::unlinkat(&current, &name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => continue,
             Err(Errno::ISDIR) => {}
             Err(errno) => return Err(errno),
         }
-        match rfs::unlinkat(&*current, &name, AtFlags::REMOVEDIR) {
+        match rfs::unlinkat(&current, &name, AtFlags::REMOVEDIR) {
             Ok(()) | Err(Errno::NOENT) => continue,
             Err(Errno::NOTEMPTY) => {}
             Err(errno) => return Err(errno),
         }
         // Empty the subdirectory first, then come back to remove it.
-        let child = open_dir(current, &name)?;
+        let child = open_dir(&current, &name)?;
         let child_names = list_names(&child)?;
         names.push(name);
-        stack.push((child, child_names));
+        stack.push((file_id(&child)?, child_names));
+        current = child;
     }
     Ok(())
+}
+
+/// A directory's device and inode numbers.
+type FileId = (u64, u64);
+
+fn file_id(fd: &OwnedFd) -> rustix::io::Result<FileId> {
+    let stat = rfs::fstat(fd)?;
+    Ok((stat.st_dev, stat.st_ino))
+}
+
+/// Opens the parent of `dir`, failing with `ESTALE` unless it is still the directory `expected`
+/// (something moved the tree meanwhile).
+fn open_parent(dir: &OwnedFd, expected: FileId) -> rustix::io::Result<OwnedFd> {
+    let parent = rfs::openat(dir, "..", DIR_FLAGS, Mode::empty())?;
+    match file_id(&parent)? == expected {
+        true => Ok(parent),
+        false => Err(Errno::STALE),
+    }
 }
 
 pub fn list_names(dir: &OwnedFd) -> rustix::io::Result<Vec<OsString>> {

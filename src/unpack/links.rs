@@ -59,6 +59,13 @@ impl LowerLinks {
         }
     }
 
+    /// Forgets the name `path` alone: it was a file, with nothing below it.
+    pub fn forget_exact(&mut self, path: &EntryPath) {
+        if let Some(index) = self.by_name.remove(path) {
+            self.links[index].names.retain(|name| name != path);
+        }
+    }
+
     /// Finds a copied-up target still in place at `path` or below it.
     pub fn target_at_or_below(&self, path: &EntryPath) -> Option<&EntryPath> {
         self.links

@@ -20,6 +20,7 @@ mod create;
 mod decompress;
 mod dirfd;
 mod hardlink;
+mod header_budget;
 mod links;
 mod lower;
 mod metadata;
@@ -38,6 +39,7 @@ use tar::{Entry, EntryType};
 use tracing::debug;
 
 use crate::fs_error::FsError;
+use header_budget::{HeaderBudget, Metered};
 use metadata::Metadata;
 use pax::PaxRecords;
 use tree::{Existing, Tree};
@@ -102,15 +104,31 @@ pub struct Summary {
 /// Unpacks the tar stream `reader` into the empty directory `dest`. Reads up to the end of
 /// the archive, not necessarily to the end of `reader`.
 pub fn unpack<R: Read>(reader: R, dest: &Path, options: &Options) -> Result<Summary> {
-    let mut archive = tar::Archive::new(reader);
+    let budget = HeaderBudget::default();
+    let metered = Metered {
+        inner: reader,
+        budget: budget.clone(),
+    };
+    let mut archive = tar::Archive::new(metered);
     let mut tree = Tree::open(dest)?;
     let mut summary = Summary::default();
-    for entry in archive.entries().map_err(Error::Archive)? {
+    let mut entries = archive.entries().map_err(Error::Archive)?;
+    loop {
+        // Only headers, extension records and padding are read while looking for the next
+        // entry: see `header_budget`.
+        budget.arm();
+        let next = entries.next();
+        budget.disarm();
+        let Some(entry) = next else {
+            break;
+        };
         let mut entry = entry.map_err(Error::Archive)?;
         if entry.header().entry_type().is_file() || entry.header().entry_type().is_gnu_sparse() {
             summary.file_bytes += entry.size();
         }
         apply_entry(&mut tree, &mut entry, options)?;
+        // Skipped entries can carry data too; it is read here, outside the budget.
+        io::copy(&mut entry, &mut io::sink()).map_err(Error::Archive)?;
         summary.entries += 1;
     }
     summary.lower = tree.finish()?;
@@ -129,6 +147,13 @@ fn apply_entry<R: Read>(
     entry: &mut Entry<'_, R>,
     options: &Options,
 ) -> Result<()> {
+    let kind = entry.header().entry_type();
+    if !is_supported(kind) {
+        // Checked before the PAX records are read: reading them reads a PAX global header's
+        // data whole into memory.
+        debug!(?kind, "skipping an entry of a kind layers do not use");
+        return Ok(());
+    }
     let pax = PaxRecords::read(entry).map_err(Error::Archive)?;
     // GNU tar's PAX sparse formats keep the real name in a record of their own.
     let raw = match pax.get("GNU.sparse.name") {
@@ -139,7 +164,6 @@ fn apply_entry<R: Read>(
         path: String::from_utf8_lossy(&raw).into_owned(),
         reason: error.to_string(),
     })?;
-    let kind = entry.header().entry_type();
     let parsed = Parsed { path, kind, pax };
     let Some((parent, name)) = parsed.path.split_last() else {
         return apply_root(tree, entry, &parsed);
@@ -227,10 +251,6 @@ fn apply_whiteout(
 fn apply_plain<R: Read>(tree: &mut Tree, entry: &mut Entry<'_, R>, parsed: &Parsed) -> Result<()> {
     let path = &parsed.path;
     let kind = parsed.kind;
-    if !is_supported(kind) {
-        debug!(%path, ?kind, "skipping an entry of a kind layers do not use");
-        return Ok(());
-    }
     if kind == EntryType::Link && hardlink::target(entry, path)? == *path {
         debug!(%path, "skipping a hardlink to itself");
         return Ok(());

@@ -21,7 +21,15 @@ pub enum PathError {
     ParentComponent,
     #[error("path contains a NUL byte")]
     Nul,
+    #[error("path is longer than {MAX_PATH_BYTES} bytes")]
+    TooLong,
 }
+
+/// Longest entry path accepted, in bytes without leading `./`: `PATH_MAX` (4096, with its NUL)
+/// less one. containerd and Docker create entries through their full paths, so a longer name
+/// fails there too. The bound also caps the depth of a layer's tree, and with it the cost of
+/// walking to an entry's parent.
+pub const MAX_PATH_BYTES: usize = 4095;
 
 impl EntryPath {
     /// Parses a name from a tar header (or a PAX `path`/`linkpath` record). Leading `./`,
@@ -44,6 +52,10 @@ impl EntryPath {
                 name => components.push(OsStr::from_bytes(name).to_owned()),
             }
         }
+        let length: usize = components.iter().map(|name| name.len() + 1).sum();
+        if length.saturating_sub(1) > MAX_PATH_BYTES {
+            return Err(PathError::TooLong);
+        }
         Ok(EntryPath { components })
     }
 
@@ -63,6 +75,10 @@ impl EntryPath {
     pub fn split_last(&self) -> Option<(&[OsString], &OsStr)> {
         let (name, parent) = self.components.split_last()?;
         Some((parent, name.as_os_str()))
+    }
+
+    pub fn push(&mut self, name: &OsStr) {
+        self.components.push(name.to_owned());
     }
 
     pub fn join(&self, name: &OsStr) -> EntryPath {
@@ -117,9 +133,15 @@ mod tests {
             (b"a\0b", Err(PathError::Nul)),
             (b"..a/b..", Ok("/..a/b..")),
         ];
+        let longest = "a/".repeat(MAX_PATH_BYTES / 2) + "a";
+        let too_long = longest.clone() + "a";
+        let cases = cases.iter().cloned().chain([
+            (longest.as_bytes(), Ok(&*longest)),
+            (too_long.as_bytes(), Err(PathError::TooLong)),
+        ]);
         for (raw, expected) in cases {
             let parsed = EntryPath::parse(raw).map(|p| p.to_string());
-            let expected = expected.clone().map(str::to_owned);
+            let expected = expected.map(|path| format!("/{}", path.trim_start_matches('/')));
             assert_eq!(parsed, expected, "input {:?}", String::from_utf8_lossy(raw));
         }
     }

@@ -96,14 +96,15 @@ impl Tree {
     /// Opens the directory at `components`, creating missing ones with mode 0755 and owner
     /// root, as Docker and containerd do for parents an archive does not list.
     pub fn dir(&mut self, components: &[OsString]) -> Result<Rc<OwnedFd>> {
-        if let Some((cached, fd)) = &self.cache {
-            if cached.as_slice() == components {
-                return Ok(fd.clone());
-            }
-        }
-        let mut current = self.root.clone();
-        for depth in 0..components.len() {
-            let walked = EntryPath::from_components(components[..=depth].to_vec());
+        // Tar streams list a directory's children right after it, so the walk usually
+        // continues from the last directory reached rather than from the root.
+        let (mut current, start) = match &self.cache {
+            Some((cached, fd)) if components.starts_with(cached) => (fd.clone(), cached.len()),
+            _ => (self.root.clone(), 0),
+        };
+        let mut walked = EntryPath::from_components(components[..start].to_vec());
+        for name in &components[start..] {
+            walked.push(name);
             current = Rc::new(self.step(&current, &walked)?);
         }
         self.cache = Some((components.to_vec(), current.clone()));
@@ -203,12 +204,18 @@ impl Tree {
 
     /// Removes whatever is at `name` in `parent`, a whole directory tree included.
     pub fn remove(&mut self, parent: &OwnedFd, name: &OsStr, path: &EntryPath) -> Result<()> {
-        self.forget(path);
         match rfs::unlinkat(parent, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => return Ok(()),
+            Ok(()) | Err(Errno::NOENT) => {
+                // Nothing lies below a non-directory, so only `path` itself is forgotten:
+                // scanning every record for each replaced file would make an archive that
+                // lists many files twice take quadratic time.
+                self.forget_exact(path);
+                return Ok(());
+            }
             Err(Errno::ISDIR) => {}
             Err(errno) => return Err(self.fs_error("removing", path, errno)),
         }
+        self.forget(path);
         // The cached parent may lie inside the tree being removed.
         self.cache = None;
         let dir = dirfd::open_dir(parent, name)
@@ -217,6 +224,18 @@ impl Tree {
             .map_err(|errno| self.fs_error("removing contents of", path, errno))?;
         rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
             .map_err(|errno| self.fs_error("removing directory", path, errno))
+    }
+
+    /// Drops everything recorded about `path` alone.
+    fn forget_exact(&mut self, path: &EntryPath) {
+        self.whiteouts.remove(path);
+        if self.implicit_dirs.contains(path) {
+            self.implicit_dirs.shift_remove(path);
+        }
+        if self.deferred_dirs.contains_key(path) {
+            self.deferred_dirs.shift_remove(path);
+        }
+        self.lower_links.forget_exact(path);
     }
 
     /// Drops everything recorded about `path` and the paths below it.

@@ -55,7 +55,7 @@ impl KernelMount {
 
 impl Drop for KernelMount {
     fn drop(&mut self) {
-        let _ = umount2(&self.target, MntFlags::empty());
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
     }
 }
 
@@ -85,8 +85,12 @@ impl FuseMount {
 }
 
 impl Drop for FuseMount {
+    /// Unmounts lazily. Between fork and exec, a child of another test thread holds copies of
+    /// this thread's descriptors on the mount, and a plain unmount then fails with EBUSY; the
+    /// server thread would never end. A lazy unmount ends the session once the last
+    /// reference goes.
     fn drop(&mut self) {
-        let _ = umount2(&self.target, MntFlags::empty());
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
         if let Some(server) = self.server.take() {
             let _ = server.join();
         }

@@ -54,7 +54,24 @@ const READ_ONLY_FLAGS: MountAttrFlags =
     NOSUID_NODEV_NOEXEC.union(MountAttrFlags::MOUNT_ATTR_RDONLY);
 
 pub fn mount_proc(root: impl AsFd) -> Result<(), FsError> {
+    reject_symlink(root.as_fd(), "proc")?;
     in_root::mount_new(root, "proc", "proc", &[], NOSUID_NODEV_NOEXEC)
+}
+
+/// Rejects an image whose `path` is a symlink. Followed inside the root, `proc -> /` would
+/// put the mount over the root itself; runc likewise mounts proc and sysfs only on a real
+/// directory.
+fn reject_symlink(root: BorrowedFd, path: &str) -> Result<(), FsError> {
+    match rfs::statat(root, path, rfs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink => {
+            Err(FsError::new(
+                "mounting",
+                Path::new("/").join(path),
+                std::io::Error::other("the image makes it a symlink, and it must be a directory"),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Mounts a read-only sysfs, or attaches `host_sys`, the shim's read-only copy of the
@@ -62,6 +79,7 @@ pub fn mount_proc(root: impl AsFd) -> Result<(), FsError> {
 /// namespace of its mounter, which a user namespace may only do for a network namespace it
 /// owns.
 pub fn mount_sys(root: impl AsFd, host_sys: Option<OwnedFd>) -> Result<(), FsError> {
+    reject_symlink(root.as_fd(), "sys")?;
     let Some(host_sys) = host_sys else {
         return in_root::mount_new(root, "sys", "sysfs", &[], READ_ONLY_FLAGS);
     };
