@@ -17,6 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::containerd::{Containerd, Setup};
+use common::registry::FixtureRegistry;
 use common::{direct, Env};
 
 const SNAPSHOTTERS: [&str; 2] = ["overlayfs", "layerfs"];
@@ -131,49 +132,4 @@ fn median(samples: &[Duration]) -> Duration {
     let mut sorted = samples.to_vec();
     sorted.sort();
     sorted[sorted.len() / 2]
-}
-
-/// A fixture registry that this benchmark started, stopped on drop.
-struct FixtureRegistry {
-    dir: tempfile::TempDir,
-}
-
-impl FixtureRegistry {
-    /// Starts `fixtures/registry` and exports its address, unless `LAYERFS_TEST_REGISTRY` is set.
-    fn start_unless_running() -> Option<FixtureRegistry> {
-        if std::env::var_os("LAYERFS_TEST_REGISTRY").is_some() {
-            return None;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("layerfs-bench-registry-")
-            .tempdir()
-            .unwrap();
-        let output = std::process::Command::new(registry_script())
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let Some(address) = stdout.trim().strip_prefix("LAYERFS_TEST_REGISTRY=") else {
-            panic!(
-                "fixtures/registry start failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        std::env::set_var("LAYERFS_TEST_REGISTRY", address);
-        Some(FixtureRegistry { dir })
-    }
-}
-
-impl Drop for FixtureRegistry {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(registry_script())
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
-fn registry_script() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry")
 }

@@ -65,7 +65,7 @@ fn check_case(workspace: &Workspace, case: &Case) -> Result<(), String> {
     let mnt = workspace.case_dir(case).join("mnt");
     mount(&dirs, &mnt);
     let differences = tree.differences(&mnt);
-    // Lazily: between fork and exec, a child of another test thread holds copies of this
+    // Lazily: between fork and exec, a child of another test thread has copies of this
     // thread's descriptors on the mount, and a plain unmount then fails with EBUSY.
     umount2(&mnt, MntFlags::MNT_DETACH).unwrap();
     match differences.is_empty() {

@@ -584,6 +584,21 @@ impl Setup {
         gate
     }
 
+    /// Starts a pull that pauses in the middle of the layer, holding its lock, and a second
+    /// pull of the same image, and returns once the second waits for that lock.
+    fn holder_and_waiter(&self) -> (Gate, Child, Child) {
+        let gate = self.pause_layer();
+        let holder = spawn_pull(&self.env, &self.reference);
+        gate.wait_reached();
+
+        let waiter = spawn_pull(&self.env, &self.reference);
+        let waiter_pid = waiter.id();
+        wait_until("the second pull waits for the layer lock", || {
+            waits_for_lock(waiter_pid, &self.layer_lock())
+        });
+        (gate, holder, waiter)
+    }
+
     fn layer_lock(&self) -> PathBuf {
         let hex = self.image.layers[0]
             .diff_id
@@ -625,15 +640,7 @@ fn killed_pull_leaves_no_partial_objects() {
 #[test]
 fn pull_killed_waiting_for_layer_lock() {
     let setup = Setup::new();
-    let gate = setup.pause_layer();
-    let holder = spawn_pull(&setup.env, &setup.reference);
-    gate.wait_reached();
-
-    let waiter = spawn_pull(&setup.env, &setup.reference);
-    let waiter_pid = waiter.id();
-    wait_until("the second pull waits for the layer lock", || {
-        waits_for_lock(waiter_pid, &setup.layer_lock())
-    });
+    let (gate, holder, waiter) = setup.holder_and_waiter();
     kill(waiter);
     gate.open();
 
@@ -646,15 +653,7 @@ fn pull_killed_waiting_for_layer_lock() {
 #[test]
 fn pull_killed_holding_layer_lock() {
     let setup = Setup::new();
-    let gate = setup.pause_layer();
-    let holder = spawn_pull(&setup.env, &setup.reference);
-    gate.wait_reached();
-
-    let waiter = spawn_pull(&setup.env, &setup.reference);
-    let waiter_pid = waiter.id();
-    wait_until("the second pull waits for the layer lock", || {
-        waits_for_lock(waiter_pid, &setup.layer_lock())
-    });
+    let (gate, holder, waiter) = setup.holder_and_waiter();
     kill(holder);
     // The waiter fetches the layer itself, through the same gate.
     gate.open();

@@ -15,21 +15,22 @@ use common::Env;
 /// A shell loop that keeps one CPU busy.
 const BUSY: &str = "echo ready; while :; do :; done";
 
+/// A container limited to 32 MiB whose dd allocates a 128 MiB block and fills it.
+const MEMORY_HOG: [&str; 8] = [
+    "--memory",
+    "32m",
+    "busybox",
+    "dd",
+    "if=/dev/zero",
+    "of=/dev/null",
+    "bs=128M",
+    "count=1",
+];
+
 #[test]
 fn memory_hog_is_killed_with_137() {
     let env = Env::new();
-    // dd allocates its 128 MiB block and fills it, four times the limit.
-    let args = [
-        "--memory",
-        "32m",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=128M",
-        "count=1",
-    ];
-    let (_, stderr, code) = env.run_rm(&args);
+    let (_, stderr, code) = env.run_rm(&MEMORY_HOG);
     assert_eq!(code, Some(137), "stderr: {stderr}");
     assert!(stderr.contains("ran out of memory"), "{stderr}");
     assert!(stderr.contains("32.0 MiB"), "{stderr}");
@@ -38,17 +39,7 @@ fn memory_hog_is_killed_with_137() {
 #[test]
 fn oom_kill_is_recorded_in_state() {
     let env = Env::new();
-    let args = [
-        "--memory",
-        "32m",
-        "busybox",
-        "dd",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=128M",
-        "count=1",
-    ];
-    let container = env.detached("oom", &args);
+    let container = env.detached("oom", &MEMORY_HOG);
     assert_eq!(container.wait_for_exit(), 137);
     assert_eq!(container.state()["oom_killed"], true);
 }

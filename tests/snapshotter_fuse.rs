@@ -122,7 +122,7 @@ fn daemon_dirs(root: &Path) -> Vec<String> {
     dirs
 }
 
-/// The mounts that `ctr snapshots mounts` prints for a new active snapshot on `parent`.
+/// Returns the mounts that `ctr snapshots mounts` prints for a new active snapshot on `parent`.
 fn probe_mounts(containerd: &Containerd, parent: &str) -> String {
     let snapshots = ["snapshots", "--snapshotter", "layerfs"];
     let prepare = [&snapshots[..], &["prepare", "probe", parent]].concat();

@@ -119,7 +119,7 @@ pub fn init_logging(args: &Args) {
     let default = match (&args.command, args.debug) {
         (_, true) => "debug",
         (Command::FuseDaemon(_), false) => "info,fuser=error",
-        // A service says when it is ready and when it stops, as containerd does.
+        // A service logs when it is ready and when it stops, as containerd does.
         (Command::Snapshotter(_), false) => "info,h2=warn,tower=warn",
         (_, false) => "warn",
     };

@@ -52,7 +52,7 @@ pub fn receive_terminal(socket: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     Ok(None)
 }
 
-/// The size of the terminal `run` writes to, if it writes to one.
+/// Returns the size of the terminal `run` writes to, if it writes to one.
 pub fn own_window_size() -> Option<WindowSize> {
     [rustix::stdio::stdout(), rustix::stdio::stdin()]
         .into_iter()

@@ -253,12 +253,14 @@ fn spawn_shim(spec: &ShimSpec, options: &RunOptions) -> Result<Shim> {
             .transpose()
             .sys("creating a socket")?,
     };
+
     let mut command = Command::new(binary::exec_path(&exe));
     command.arg0("layerfs").arg("container-shim").env(
         SHIM_SPEC_ENV,
         serde_json::to_string(spec).expect("shim specs serialize"),
     );
     set_stdio(&mut command, spec, options)?;
+
     let mut keep = Vec::new();
     if let Some((_, write)) = &passed.notify {
         command.env(NOTIFY_FD_ENV, write.as_raw_fd().to_string());
@@ -268,10 +270,12 @@ fn spawn_shim(spec: &ShimSpec, options: &RunOptions) -> Result<Shim> {
         command.env(CONSOLE_FD_ENV, peer.as_raw_fd().to_string());
         keep.push(peer.as_raw_fd());
     }
+
     let detach = options.detach;
     if !detach {
         signals::hold_forwarded().sys("holding signals")?;
     }
+
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
     // system calls (setsid, fcntl).
     unsafe {

@@ -9,8 +9,8 @@ pub struct InvalidEnvFile {
     pub name: String,
 }
 
-/// The `KEY=VALUE` entries of `text`; `lookup` supplies the values of bare names, and a name
-/// it does not know is dropped.
+/// Parses the `KEY=VALUE` entries of `text`. `lookup` supplies the values of bare names,
+/// and a name it does not know is dropped.
 pub fn parse(
     text: &str,
     lookup: impl Fn(&str) -> Option<String>,

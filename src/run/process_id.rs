@@ -15,18 +15,18 @@ pub struct ProcessId {
 }
 
 impl ProcessId {
-    /// The process that has `pid` now.
+    /// Identifies the process that has `pid` now.
     pub fn of(pid: i32) -> io::Result<ProcessId> {
         let (_, start_time) = read_stat(pid)?;
         Ok(ProcessId { pid, start_time })
     }
 
-    /// Whether the process still runs: the PID exists, belongs to it, and is not a zombie.
+    /// Returns whether the process still runs: the PID exists, belongs to it, and is not a zombie.
     pub fn is_alive(&self) -> bool {
         matches!(read_stat(self.pid), Ok((state, start)) if start == self.start_time && state != 'Z')
     }
 
-    /// A pidfd for the process, or `None` if it is gone. Opening first and checking the
+    /// Opens a pidfd for the process, or returns `None` if it is gone. Opening first and checking the
     /// start time after makes the pidfd safe to signal: if the check passes, the pidfd
     /// refers to this process, which pidfd_send_signal(2) then reaches or reports as exited.
     pub fn open(&self) -> io::Result<Option<OwnedFd>> {
@@ -52,7 +52,7 @@ fn read_stat(pid: i32) -> io::Result<(char, u64)> {
     })
 }
 
-/// The state and start time from a `/proc/PID/stat` line. The command name in field 2 is in
+/// Parses the state and start time from a `/proc/PID/stat` line. The command name in field 2 is in
 /// parentheses and may itself contain spaces and parentheses, so fields are counted from
 /// the last `)`.
 fn parse_stat(text: &str) -> Option<(char, u64)> {

@@ -5,9 +5,9 @@
 //! records name no blob) belong to the snapshotter, which removes them itself. A blob is in
 //! use when an image record or a used layer names it, or a pin does.
 //!
-//! Each candidate is checked again while holding its lock, and everything that makes a layer
-//! or blob used is created while holding that same lock or before the pin that covers it, so
-//! a collection never removes something another process is about to reference:
+//! Each candidate is checked again while holding its lock. Everything that makes a layer or
+//! blob used is created while holding that same lock, or before the pin that covers it. So a
+//! collection never removes something another process is about to reference:
 //! 1. list the candidates: layers and blobs in use by nothing, as seen now;
 //! 2. for each, take its lock, read the records, links and pins again, and skip it if it is
 //!    used after all;
@@ -24,7 +24,7 @@ use super::{random_id, ChainId, LockKind, Result, Store};
 use crate::fs_error::{FsContext, FsError};
 use crate::unpack::remove_tree;
 
-/// What a collection removed.
+/// The layers and blobs a collection removed.
 #[derive(Debug, Default)]
 pub struct Collected {
     pub layers: Vec<ChainId>,
@@ -130,7 +130,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// The layers that containerd snapshots link to: `snapshots/<id>/fs` symlinks into
+    /// Lists the layers that containerd snapshots link to: `snapshots/<id>/fs` symlinks into
     /// `layers/sha256/<chain-id>/diff`.
     fn snapshot_links(&self) -> Result<Vec<ChainId>> {
         let dir = self.root.join("snapshots");
@@ -159,7 +159,7 @@ impl Store {
     }
 }
 
-/// The names in `dir`, or none if it does not exist.
+/// Lists the names in `dir`, or none if it does not exist.
 fn list_names(dir: &Path) -> Result<Vec<String>, FsError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,

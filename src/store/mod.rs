@@ -42,7 +42,7 @@
 //! # Garbage collection
 //!
 //! `rmi` and `prune` delete what no image record, snapshot or live pin refers to (see
-//! [`gc`]). A pull pins the blobs and layers it will use before it relies on them, and the
+//! [`gc`]). A pull pins the blobs and layers it will use before it relies on them. The
 //! collector takes each object's writer lock before deleting it, so a pull running alongside
 //! a collection never loses an object it has counted on.
 

@@ -2,8 +2,8 @@
 //!
 //! A pin is a file `pins/<id>.json` listing layers and blobs, held under an exclusive
 //! `flock(2)` for as long as the pull runs. The file gets its name only after it is locked and
-//! written, so a collector that finds a pin it can lock knows its writer died, and removes it.
-//! A pin also holds the shared lock on `tmp/`, so the start-up sweep of a writer that finds
+//! written. So a collector that can lock a pin concludes that its writer died, and removes it.
+//! A pin also keeps a shared lock on `tmp/`, so the start-up sweep of a writer that finds
 //! itself alone (see [`Store::lock_tmp`]) may remove every pin file, staged or named.
 
 use std::collections::HashSet;
@@ -94,7 +94,7 @@ impl Store {
     }
 }
 
-/// Returns the pin's contents if its writer still holds it; removes a stale pin.
+/// Returns the pin's contents if its writer still has it locked, and removes a stale pin.
 fn read_live_pin(path: &std::path::Path) -> Result<Option<PinContents>> {
     let file = match File::open(path) {
         Ok(file) => file,

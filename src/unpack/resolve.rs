@@ -285,7 +285,7 @@ impl Upper {
         Ok(false)
     }
 
-    /// The host path of an entry, for error messages only: never opened.
+    /// Returns the host path of an entry, for error messages only: it is never opened.
     pub fn display_path(&self, path: &EntryPath) -> PathBuf {
         self.path.join(path.to_path_buf())
     }

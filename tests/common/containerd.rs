@@ -195,7 +195,7 @@ disabled_plugins = [{disabled}]
         });
     }
 
-    /// The PATH for containerd and `ctr`: the private `bin/` first.
+    /// Returns the PATH for containerd and `ctr`, with the private `bin/` first.
     fn path(&self) -> String {
         let path = std::env::var("PATH").unwrap_or_default();
         format!("{}:{path}", self.dir.join("bin").display())

@@ -85,7 +85,7 @@ impl FuseMount {
 }
 
 impl Drop for FuseMount {
-    /// Unmounts lazily. Between fork and exec, a child of another test thread holds copies of
+    /// Unmounts lazily. Between fork and exec, a child of another test thread has copies of
     /// this thread's descriptors on the mount, and a plain unmount then fails with EBUSY; the
     /// server thread would never end. A lazy unmount ends the session once the last
     /// reference goes.

@@ -20,7 +20,7 @@ pub fn write(dir: &Path, name: &str, value: impl Display) -> Result<()> {
     })
 }
 
-/// The trimmed content of `dir/name`, or `None` if the file does not exist.
+/// Reads the trimmed content of `dir/name`, or `None` if the file does not exist.
 pub fn read(dir: &Path, name: &str) -> Result<Option<String>> {
     let path = dir.join(name);
     match fs::read_to_string(&path) {
@@ -34,7 +34,7 @@ pub fn read(dir: &Path, name: &str) -> Result<Option<String>> {
     }
 }
 
-/// A file holding one number, or `max` (returned as `None`, like a missing file).
+/// Reads a file that contains one number, or `max` (returned as `None`, like a missing file).
 pub fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
     let Some(text) = read(dir, name)? else {
         return Ok(None);
@@ -48,7 +48,7 @@ pub fn read_u64(dir: &Path, name: &str) -> Result<Option<u64>> {
     })
 }
 
-/// The value of `key` in a file of `key value` lines (`cpu.stat`, `memory.events`…).
+/// Reads the value of `key` from a file of `key value` lines (`cpu.stat`, `memory.events`…).
 pub fn read_keyed(dir: &Path, name: &str, key: &str) -> Result<Option<u64>> {
     let Some(text) = read(dir, name)? else {
         return Ok(None);

@@ -211,13 +211,13 @@ impl Resources {
         }
     }
 
-    /// The CPU weight on the v2 scale, from `--cpu-weight` or converted from `--cpu-shares`.
+    /// Returns the CPU weight on the v2 scale, from `--cpu-weight` or converted from `--cpu-shares`.
     pub fn v2_cpu_weight(&self) -> Option<u64> {
         self.cpu_weight
             .or_else(|| self.cpu_shares.map(shares_to_weight))
     }
 
-    /// The CPU shares on the v1 scale, from `--cpu-shares` or converted from `--cpu-weight`.
+    /// Returns the CPU shares on the v1 scale, from `--cpu-shares` or converted from `--cpu-weight`.
     pub fn v1_cpu_shares(&self) -> Option<u64> {
         self.cpu_shares
             .or_else(|| self.cpu_weight.map(weight_to_shares))
@@ -247,7 +247,7 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
-/// The inverse of [`shares_to_weight`].
+/// Converts a v2 CPU weight to v1 shares, the inverse of [`shares_to_weight`].
 pub fn weight_to_shares(weight: u64) -> u64 {
     2 + (weight.clamp(1, 10_000) - 1) * 262_142 / 9999
 }
