@@ -125,6 +125,22 @@ fn mount_errors_are_one_line() {
 }
 
 #[test]
+fn mount_missing_parent_changes_nothing() {
+    let env = Env::new();
+    env.ok(&["pull", "hello-world"]);
+    let before = env.store_listing();
+    let parent = env.path("missing");
+    let target = parent.join("t");
+
+    let message = env.fails(&["mount", "hello-world", target.to_str().unwrap()]);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    let expected = format!("its parent {} does not exist", parent.display());
+    assert!(message.contains(&expected), "{message}");
+    assert!(!parent.exists());
+    assert_eq!(env.store_listing(), before);
+}
+
+#[test]
 fn umount_cleans_up_after_a_manual_unmount() {
     let env = Env::new();
     env.ok(&["pull", "hello-world"]);

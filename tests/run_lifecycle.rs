@@ -393,3 +393,15 @@ fn workdir_exists_on_read_only_rootfs() {
     assert_eq!(code, Some(0), "stderr: {stderr}");
     assert_eq!(stdout.trim(), "/srv/app");
 }
+
+#[test]
+fn logs_of_foreground_container_fail() {
+    let env = Env::new();
+    env.ok(&["run", "--name", "fg", "busybox", "true"]);
+    let stderr = env.fails(&["logs", "fg"]);
+    assert_eq!(
+        stderr,
+        "layerfs: container fg has no log: only detached containers (run -d) write one\n"
+    );
+    env.ok(&["rm", "fg"]);
+}
