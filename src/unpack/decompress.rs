@@ -14,6 +14,10 @@ const INPUT_BUFFER: usize = 64 * 1024;
 /// Gzip streams are read member after member to the end (pigz and some layer builders write
 /// several), and zero bytes after the last member are accepted as padding, as GNU gzip
 /// does. Zstd streams may hold several frames, skippable frames among them.
+///
+/// NOTE: the decompressed size is not limited. A small blob that expands to more than the
+/// store's free space fills the disk before the pull fails; the failed pull then removes
+/// what it staged, so the store is left as it was.
 pub fn decompress<'a, R: Read + 'a>(
     reader: R,
     compression: Compression,

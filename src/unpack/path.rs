@@ -25,8 +25,8 @@ pub enum PathError {
     TooLong,
 }
 
-/// Longest entry path accepted, in bytes without leading `./`: `PATH_MAX` (4096, with its NUL)
-/// less one. containerd and Docker create entries through their full paths, so a longer name
+/// Maximum length of an entry path, in bytes without leading `./`: `PATH_MAX` (4096, with its
+/// NUL) less one. containerd and Docker create entries through their full paths, so a longer name
 /// fails there too. The bound also caps the depth of a layer's tree, and with it the cost of
 /// walking to an entry's parent.
 pub const MAX_PATH_BYTES: usize = 4095;
