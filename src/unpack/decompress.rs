@@ -16,7 +16,7 @@ const INPUT_BUFFER: usize = 64 * 1024;
 /// does. Zstd streams may hold several frames, skippable frames among them.
 ///
 /// NOTE: the decompressed size is not limited. A small blob that expands to more than the
-/// store's free space fills the disk before the pull fails; the failed pull then removes
+/// store's free space fills the disk before the pull fails. The failed pull then removes
 /// what it staged, so the store is left as it was.
 pub fn decompress<'a, R: Read + 'a>(
     reader: R,
